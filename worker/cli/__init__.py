@@ -1,0 +1,37 @@
+"""`apology-worker`: the command line. Each subcommand lives in its own module and only delegates."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from worker.cli import policy_cmd, review_cmd, schema_cmd
+from worker.errors import ApologyWorkerError
+
+COMMANDS = [review_cmd, policy_cmd, schema_cmd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="apology-worker", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ApologyWorkerError as exc:
+        print(f"apology-worker: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

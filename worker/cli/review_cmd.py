@@ -1,0 +1,115 @@
+"""`apology-worker review FILE...`: judge ticket history files in process (no broker needed).
+
+Exit codes: 0 reviewed; 1 a finding reached --fail-on; 2 usage or policy error; 3 some lines unreadable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from worker.engine import load_policy, review_history
+from worker.history import read_history
+from worker.models import SEVERITY_RANK, Message, TicketHistory, Verdict
+
+_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
+_ACTION_STYLE = {"none": "green", "annotate": "yellow", "escalate": "bold red"}
+_MAX_SHOWN = 1500
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("review", help="review ticket history files (JSON Lines) in process")
+    p.add_argument("files", nargs="+", metavar="FILE", help="history files (.jsonl, .jsonl.gz) or - for stdin")
+    p.add_argument("--policy", default=None, help="policy file or preset (default: $APOLOGY_POLICY or "
+                                                  "liability-aware)")
+    p.add_argument("--format", choices=["text", "jsonl"], default="text")
+    p.add_argument("--fail-on", choices=["info", "warning", "critical"], default=None,
+                   help="exit 1 when any finding is at least this severe (lint macros in CI)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    policy = load_policy(args.policy or os.environ.get("APOLOGY_POLICY") or None)
+    console = Console(highlight=False, soft_wrap=False)
+    worst = 0
+    bad_lines = 0
+    replies = 0
+    for path in args.files:
+        for line in read_history(path):
+            if line.history is None:
+                bad_lines += 1
+                print(f"{line.location}: skipped: {line.error}", file=sys.stderr)
+                continue
+            for verdict in review_history(line.history, policy):
+                replies += 1
+                worst = max([worst, *(SEVERITY_RANK[f.severity] for f in verdict.findings)])
+                if args.format == "jsonl":
+                    sys.stdout.write(verdict.to_json() + "\n")
+                else:
+                    _print_verdict(console, verdict, line.history)
+    if args.format == "text":
+        console.print(f"[bold]{replies}[/] replies reviewed under [bold]{policy.name}[/] {policy.version}"
+                      + (f"; [red]{bad_lines} unreadable lines[/]" if bad_lines else ""))
+    if args.fail_on and worst >= SEVERITY_RANK[args.fail_on]:
+        return 1
+    return 3 if bad_lines else 0
+
+
+def _print_verdict(console: Console, verdict: Verdict, history: TicketHistory) -> None:
+    reply = _message(history.messages, verdict.message_id)
+    head = Text.assemble(
+        ("ticket ", "dim"), (verdict.ticket_id, "bold"), ("  message ", "dim"), verdict.message_id,
+        ("  agent ", "dim"), verdict.agent_id or "-", ("  score ", "dim"), (str(verdict.score), "bold"),
+        "  ", (verdict.action.upper(), _ACTION_STYLE[verdict.action]),
+    )
+    if verdict.policy.override:
+        head.append(f"  override {verdict.policy.override}", "dim")
+    ctx = verdict.context
+    sig = verdict.signals
+    facts = (f"incident {ctx.incident} · frustration {ctx.frustration:.2f}"
+             f"{' · LEGAL RISK' if ctx.legal_risk else ''} · apology {sig.apology}"
+             f"{f' ({sig.apology_stance}, x{sig.apology_count})' if sig.apology_count else ''}"
+             f" · empathy {_yn(sig.empathy)} · solution {_yn(sig.solution)} · prevention {_yn(sig.prevention)}"
+             f" · liability {_yn(sig.liability_admission)} · blame {_yn(sig.blame)}"
+             f"{f' · answered after {sig.response_minutes:g} min' if sig.response_minutes is not None else ''}")
+    console.print(head)
+    console.print(Text(facts, "dim"))
+    if reply is not None:
+        console.print(_highlighted(reply.body, verdict))
+    for f in verdict.findings:
+        line = Text.assemble(("  ● ", _STYLE[f.severity]), (f"{f.rule} ", "bold"),
+                             (f"[{f.severity}] ", _STYLE[f.severity]), f.message)
+        console.print(line)
+        if f.suggestion:
+            console.print(Text.assemble(("    → ", "green"), (f.suggestion, "green")))
+    if not verdict.findings:
+        console.print(Text("  ✓ follows the policy", "green"))
+    console.print()
+
+
+def _highlighted(body: str, verdict: Verdict) -> Text:
+    shown = body[:_MAX_SHOWN]
+    text = Text(shown, style="")
+    for f in verdict.findings:
+        start, end = f.span
+        if start < len(shown) and end > start:
+            text.stylize(f"reverse {_STYLE[f.severity]}", start, min(end, len(shown)))
+    if len(body) > _MAX_SHOWN:
+        text.append(f" … (+{len(body) - _MAX_SHOWN} characters)", "dim")
+    text.pad_left(2)
+    return Text("  ") + Text("\n  ").join(text.split("\n"))
+
+
+def _message(messages: Iterable[Message], message_id: str) -> Message | None:
+    return next((m for m in messages if m.id == message_id), None)
+
+
+def _yn(flag: bool) -> str:
+    return "yes" if flag else "no"

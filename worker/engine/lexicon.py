@@ -1,0 +1,153 @@
+"""The detection lexicon: the words each signal is read from, compiled once per policy.
+
+The lexicon is data (`config/lexicon.yaml`, extended by a policy's `lexicon:` section) so a support lead can
+teach the engine a phrase without touching code. This module turns that data into compiled patterns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+FLAGS = re.IGNORECASE | re.MULTILINE
+_MACRO = re.compile(r"\{(\w+)\}")
+
+INCIDENT_KINDS = ("defect", "delay", "misinformation", "staff_conduct", "billing", "beyond_control",
+                  "other", "none")
+
+# Every entry set the engine reads, as a dotted path into the lexicon data.
+ENTRY_SETS = (
+    "apology.expressions", "apology.negated_before", "apology.negated_after", "apology.affirmed",
+    "apology.pardon_followers", "apology.object_stops", "apology.generic_words", "apology.responsibility",
+    "liability_admission", "liability_admission.negated_before", "blame", "blame.negated_before", "empathy",
+    "empathy.negated_within", "solution", "solution.weak", "solution.excluded", "prevention", "legal_risk",
+    "frustration.cues", *(f"incident.{kind}" for kind in INCIDENT_KINDS),
+)
+
+
+class LexiconError(ValueError):
+    """A lexicon entry is not usable; `path` says which entry set and item."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    apology: re.Pattern[str]
+    apology_negated_before: re.Pattern[str]
+    apology_negated_after: re.Pattern[str]
+    apology_affirmed: re.Pattern[str]
+    pardon_followers: re.Pattern[str]
+    object_stops: re.Pattern[str]
+    generic_words: frozenset[str]
+    responsibility: re.Pattern[str]
+    liability: re.Pattern[str]
+    liability_negated_before: re.Pattern[str]
+    blame: re.Pattern[str]
+    blame_negated_before: re.Pattern[str]
+    empathy: re.Pattern[str]
+    empathy_negated_within: re.Pattern[str]
+    solution: re.Pattern[str]
+    solution_weak: re.Pattern[str]
+    solution_excluded: re.Pattern[str]
+    prevention: re.Pattern[str]
+    legal_risk: re.Pattern[str]
+    frustration_cues: re.Pattern[str]
+    incident: tuple[tuple[str, re.Pattern[str]], ...]
+
+
+def merge(base: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Deep-merge a policy's lexicon additions into the shipped lexicon (lists are appended)."""
+    out: dict[str, Any] = dict(base)
+    for key, value in (extra or {}).items():
+        if key in out and isinstance(out[key], Mapping) and isinstance(value, Mapping):
+            out[key] = merge(out[key], value)
+        elif key in out and isinstance(out[key], list) and isinstance(value, list):
+            out[key] = [*out[key], *value]
+        else:
+            out[key] = value
+    return out
+
+
+def compile_lexicon(data: Mapping[str, Any]) -> Lexicon:
+    """Compile lexicon data; raises LexiconError naming the entry that does not compile."""
+    macros = {str(k): str(v) for k, v in (data.get("macros") or {}).items()}
+
+    def pat(path: str) -> re.Pattern[str]:
+        return _compile(path, _entry_set(data, path), macros)
+
+    generic = _entry_set(data, "apology.generic_words")
+    return Lexicon(
+        apology=pat("apology.expressions"),
+        apology_negated_before=pat("apology.negated_before"),
+        apology_negated_after=pat("apology.negated_after"),
+        apology_affirmed=pat("apology.affirmed"),
+        pardon_followers=pat("apology.pardon_followers"),
+        object_stops=pat("apology.object_stops"),
+        generic_words=frozenset(str(w).lower() for w in generic.get("phrases") or ()),
+        responsibility=pat("apology.responsibility"),
+        liability=pat("liability_admission"),
+        liability_negated_before=pat("liability_admission.negated_before"),
+        blame=pat("blame"),
+        blame_negated_before=pat("blame.negated_before"),
+        empathy=pat("empathy"),
+        empathy_negated_within=pat("empathy.negated_within"),
+        solution=pat("solution"),
+        solution_weak=pat("solution.weak"),
+        solution_excluded=pat("solution.excluded"),
+        prevention=pat("prevention"),
+        legal_risk=pat("legal_risk"),
+        frustration_cues=pat("frustration.cues"),
+        incident=tuple((kind, pat(f"incident.{kind}")) for kind in INCIDENT_KINDS),
+    )
+
+
+def _entry_set(data: Mapping[str, Any], path: str) -> Mapping[str, Any]:
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise LexiconError(path, "missing from the lexicon")
+        node = node[part]
+    if not isinstance(node, Mapping):
+        raise LexiconError(path, "must be a mapping with `phrases:` and/or `patterns:` lists")
+    for key in ("phrases", "patterns"):
+        if key in node and not isinstance(node[key], list):
+            raise LexiconError(f"{path}.{key}", "must be a list")
+    return node
+
+
+def _compile(path: str, entries: Mapping[str, Any], macros: Mapping[str, str]) -> re.Pattern[str]:
+    alternatives: list[str] = []
+    for i, phrase in enumerate(entries.get("phrases") or ()):
+        if not isinstance(phrase, str) or not phrase.strip():
+            raise LexiconError(f"{path}.phrases[{i}]", "must be a non-empty string")
+        words = [re.escape(w) for w in phrase.replace("\u2019", "'").split()]
+        alternatives.append(r"\b" + r"\s+".join(words) + r"\b")
+    for i, pattern in enumerate(entries.get("patterns") or ()):
+        if not isinstance(pattern, str) or not pattern:
+            raise LexiconError(f"{path}.patterns[{i}]", "must be a non-empty string")
+        expanded = _expand(pattern, macros, f"{path}.patterns[{i}]")
+        try:
+            re.compile(expanded, FLAGS)
+        except re.error as exc:
+            raise LexiconError(f"{path}.patterns[{i}]", f"not a valid regular expression: {exc}") from exc
+        alternatives.append(expanded)
+    if not alternatives:
+        return re.compile(r"(?!x)x")  # matches nothing
+    return re.compile("|".join(f"(?:{a})" for a in alternatives), FLAGS)
+
+
+def _expand(pattern: str, macros: Mapping[str, str], path: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name.isdigit() or "," in name:
+            return m.group(0)
+        if name not in macros:
+            raise LexiconError(path, f"unknown macro {{{name}}}; known: {', '.join(sorted(macros))}")
+        return macros[name]
+
+    return _MACRO.sub(sub, pattern)

@@ -1,0 +1,102 @@
+"""Apology signals: is there an apology, is it generic or specific, empathy or responsibility, how many."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from worker.engine.lexicon import Lexicon
+from worker.engine.text import Prepared
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_PARDON_CUES = frozenset({"sorry", "sry", "soz"})
+# "Sorry we sent the wrong size", "sorry for our delay": the apology itself says who caused it.
+_OWN_FAILURE = re.compile(
+    r"\b(?:we|i)(?:'ve|\s+have|'d|\s+had)?\s+(?:\w+ly\s+)?(?:\w+ed|sent|made|got|gave|lost|took|forgot|"
+    r"missed|kept|left|let|didn't|did\s+not|haven't|have\s+not|hadn't|weren't|wasn't|couldn't|failed|"
+    r"overlooked|mixed|messed|dropped|put)\b"
+    r"|\b(?:our|my)\s+(?!(?:policy|policies|terms|customers?|records|website\s+says|side\s+of)\b)\w+",
+    re.IGNORECASE,
+)
+_OPENERS = re.compile(r"^\W*(?:(?:oh|oops|ah|um|hmm|hi|hey|hello|and|but|so)\b\W*){0,2}(?:\w+\W*)?$", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class ApologyExpression:
+    start: int
+    end: int
+    specific: bool
+    responsibility: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ApologyReading:
+    kind: str  # none | generic | specific
+    stance: str | None
+    expressions: tuple[ApologyExpression, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.expressions)
+
+    def spans(self, *, generic_only: bool = False) -> list[tuple[int, int]]:
+        return [(e.start, e.end) for e in self.expressions if not (generic_only and e.specific)]
+
+
+def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool) -> ApologyReading:
+    """Find every apology expression that is not negated, quoted or a "sorry?" meaning pardon."""
+    text = doc.text
+    found: list[ApologyExpression] = []
+    for m in lex.apology.finditer(text):
+        s_start, s_end = doc.sentence(m.start())
+        if _negated(text, m, s_start, s_end, lex):
+            continue
+        obj = _object(text, m.end(), s_end, lex)
+        if _is_pardon(text, m, s_start, s_end, obj, lex):
+            continue
+        words = _WORD.findall(obj.lower())
+        content = [w for w in words if _stem(w) not in lex.generic_words]
+        own = bool(_OWN_FAILURE.search(obj))
+        end = m.end() + len(obj.rstrip(" \t\n,.!?;:-\"'"))
+        found.append(ApologyExpression(m.start(), max(end, m.end()), specific=bool(content), responsibility=own))
+    if not found:
+        return ApologyReading("none", None, ())
+    kind = "specific" if any(e.specific for e in found) else "generic"
+    responsible = company_at_fault or any(e.responsibility for e in found)
+    return ApologyReading(kind, "responsibility" if responsible else "empathy", tuple(found))
+
+
+def _stem(word: str) -> str:
+    return word[:-2] if word.endswith("'s") else word
+
+
+def _negated(text: str, m: re.Match[str], s_start: int, s_end: int, lex: Lexicon) -> bool:
+    window_start = max(s_start, m.start() - 48)
+    around = text[window_start:min(s_end, m.end() + 24)]
+    if lex.apology_affirmed.search(around):
+        return False
+    if lex.apology_negated_before.search(text[window_start:m.start()]):
+        return True
+    return bool(lex.apology_negated_after.search(text[m.end():min(s_end, m.end() + 32)]))
+
+
+def _object(text: str, start: int, s_end: int, lex: Lexicon) -> str:
+    """The words after the apology that say what it is for, up to the end of the clause."""
+    rest = text[start:min(s_end, start + 160)]
+    stop = lex.object_stops.search(rest)
+    return rest[: stop.start()] if stop else rest
+
+
+def _is_pardon(text: str, m: re.Match[str], s_start: int, s_end: int, obj: str, lex: Lexicon) -> bool:
+    """"Sorry, which order was that?": an objectless sorry that opens a clarifying question."""
+    if m.group(0).lower() not in _PARDON_CUES:
+        return False
+    if not _OPENERS.match(text[s_start:m.start()]):
+        return False
+    follow = text[m.end():s_end]
+    if not lex.pardon_followers.search(follow[:48]):
+        return False
+    words = _WORD.findall(obj.lower())
+    if words and words[0] in ("for", "about", "to", "that", "if"):
+        return False
+    return "?" in text[m.end():s_end + 1] or bool(re.match(r"\W*i\s+(?:didn't|did not|don't)\b", follow, re.I))

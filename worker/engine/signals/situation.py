@@ -1,0 +1,99 @@
+"""The customer's side: what the conversation is about, how frustrated they are, whether law is in play.
+
+Frustration combines VADER (a lexicon-and-rules sentiment model tuned for short, informal text: it reads
+capitals, "!!!", "but" and negation itself) with cues a sentiment model cannot know about support:
+"third time", "still not", threats to leave.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from worker.engine.lexicon import Lexicon
+from worker.engine.text import Prepared
+
+# Ties go to the kind that most changes what a good reply looks like.
+_PRIORITY = ("staff_conduct", "misinformation", "beyond_control", "defect", "billing", "delay", "other")
+_WEAK = {"other": 0.5}
+_MAX_SENTIMENT_CHARS = 1200
+_LETTERS = re.compile(r"[A-Za-z]")
+_UPPER_WORD = re.compile(r"\b[A-Z]{3,}\b")
+_WORDS = re.compile(r"\b[A-Za-z]{2,}\b")
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerReading:
+    """What one customer message says; computed once per message and reusable across replies."""
+
+    kind_hits: tuple[tuple[str, int], ...]
+    greeting_only: bool
+    legal_risk: bool
+    frustration: float
+
+
+@lru_cache(maxsize=1)
+def _analyzer() -> SentimentIntensityAnalyzer:
+    return SentimentIntensityAnalyzer()
+
+
+def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
+    text = doc.text
+    hits = []
+    for kind, pattern in lex.incident:
+        if kind == "none":
+            continue
+        n = sum(1 for _ in zip(pattern.finditer(text), range(3), strict=False))
+        if n:
+            hits.append((kind, n))
+    stripped = text.strip()
+    greeting_only = not hits and (not stripped or bool(lex.incident[-1][1].search(stripped)))
+    return CustomerReading(
+        kind_hits=tuple(hits),
+        greeting_only=greeting_only,
+        legal_risk=bool(lex.legal_risk.search(text)),
+        frustration=_frustration(text, lex),
+    )
+
+
+def _frustration(text: str, lex: Lexicon) -> float:
+    sample = text.strip()
+    if not sample:
+        return 0.0
+    if len(sample) > _MAX_SENTIMENT_CHARS:
+        sample = sample[:_MAX_SENTIMENT_CHARS // 2] + " " + sample[-_MAX_SENTIMENT_CHARS // 2:]
+    compound = float(_analyzer().polarity_scores(sample)["compound"])
+    negativity = max(0.0, -compound)
+    cues = sum(1 for _ in zip(lex.frustration_cues.finditer(sample), range(4), strict=False))
+    words = len(_WORDS.findall(sample))
+    shouting = len(_UPPER_WORD.findall(sample)) / words if words else 0.0
+    score = 0.6 * negativity + 0.12 * cues + min(0.2, shouting)
+    if negativity == 0.0 and cues == 0:
+        score *= 0.5
+    return round(min(1.0, score), 2)
+
+
+def combine(readings: Sequence[CustomerReading]) -> tuple[str, float, bool]:
+    """Incident, frustration and legal risk of the customer's messages so far (newest last)."""
+    if not readings:
+        return "none", 0.0, False
+    scores: dict[str, float] = {}
+    for age, reading in enumerate(reversed(readings)):
+        weight = 1.0 if age == 0 else 0.6
+        for kind, n in reading.kind_hits:
+            scores[kind] = scores.get(kind, 0.0) + weight * n * _WEAK.get(kind, 1.0)
+    if scores:
+        best = max(scores.values())
+        incident = next(k for k in _PRIORITY if scores.get(k) == best)
+    elif all(r.greeting_only for r in readings):
+        incident = "none"
+    else:
+        incident = "other"
+    latest = readings[-1].frustration
+    earlier = max((r.frustration for r in readings[:-1]), default=0.0)
+    frustration = round(max(latest, 0.8 * earlier), 2)
+    return incident, frustration, any(r.legal_risk for r in readings)

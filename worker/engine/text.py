@@ -1,0 +1,253 @@
+"""What a reader of a message actually sees, with a map back to the body as received.
+
+Detection runs on `Prepared.text`: the visible text of the body, with quoted earlier emails, signatures
+and quoted phrases blanked out (replaced by spaces, so every index still points at the same character)
+and typographic punctuation folded to ASCII one-for-one. `Prepared.span` maps an index range of that text
+back to the exact character range of the body as the helpdesk sent it, HTML included, so findings
+highlight what the agent wrote.
+
+Quoted replies and signatures are found by `mail-parser-reply`, a library made for that job; this module
+only maps its answer back onto character offsets.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from html.entities import name2codepoint
+from html.parser import HTMLParser
+
+from mailparser_reply.parser import EmailMessage
+
+# One-for-one folds, so offsets survive: typographic apostrophes and quotes, odd spaces.
+_FOLD = str.maketrans({
+    "\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "\u00b4": "'", "`": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"',
+    "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u200b": " ", "\t": " ", "\r": " ",
+    "\u2013": "-", "\u2014": "-",
+})
+
+_QUOTED_LINE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
+# A phrase in double quotes inside one line: the agent citing someone else's words.
+_QUOTED_PHRASE = re.compile(r'"[^"\n]{1,300}"')
+_MAIL_CUES = re.compile(
+    r"^\s*(?:on\b.{0,200}\bwrote:|from:|sent:|-{2,}|_{5,}|sent from my|get outlook|"
+    r"(?:best|kind|warm(?:est)?|many)?\s*regards|thanks,|thank you,|best,|cheers,|sincerely|"
+    r"all the best|disclaimer|confidential)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_SENTENCE_END = re.compile(r"[.!?]+(?=[\s\"')\]]|$)|\n\s*\n|\n(?=\s*(?:[-*\u2022]|\d+[.)])\s)|\n")
+
+_BLOCK_TAGS = frozenset({
+    "p", "br", "div", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+    "blockquote", "pre", "section", "article", "header", "footer", "dd", "dt",
+})
+_SKIP_TAGS = frozenset({"script", "style", "head", "title", "template"})
+_QUOTE_CLASSES = re.compile(r"gmail_quote|gmail_signature|moz-cite-prefix|moz-signature|yahoo_quoted|"
+                            r"divRplyFwdMsg|OutlookMessageHeader|zendesk_quote|freshdesk_quote|signature",
+                            re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A message body made ready for detection."""
+
+    body: str
+    text: str
+    # Body offset where each text character starts and ends; None means text and body share offsets.
+    starts: list[int] | None = None
+    ends: list[int] | None = None
+    sentence_bounds: list[int] = field(default_factory=list)
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a [start, end) range of `text` to the same characters of `body`."""
+        if self.starts is None or self.ends is None:
+            return start, end
+        if end <= start:
+            pos = self.starts[start] if start < len(self.starts) else len(self.body)
+            return pos, pos
+        return self.starts[start], self.ends[end - 1]
+
+    def sentence(self, pos: int) -> tuple[int, int]:
+        """The [start, end) bounds of the sentence holding text index `pos`."""
+        bounds = self.sentence_bounds
+        i = bisect_right(bounds, pos)
+        start = bounds[i - 1] if i > 0 else 0
+        end = bounds[i] if i < len(bounds) else len(self.text)
+        return start, end
+
+    def sentences(self) -> list[tuple[int, int]]:
+        edges = [0, *self.sentence_bounds, len(self.text)]
+        out = []
+        for a, b in zip(edges, edges[1:], strict=False):
+            if self.text[a:b].strip():
+                out.append((a, b))
+        return out
+
+    @property
+    def visible(self) -> str:
+        return self.text
+
+
+def prepare(body: str, fmt: str = "text") -> Prepared:
+    """Turn a body as received into detection-ready text with an offset map."""
+    if fmt == "html":
+        text, starts, ends = _html_to_text(body)
+    else:
+        text, starts, ends = body, None, None
+    text = text.translate(_FOLD)
+    text = _blank(text, _QUOTED_LINE)
+    text = _cut_quoted_reply_and_signature(text)
+    text = _blank(text, _QUOTED_PHRASE)
+    bounds = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return Prepared(body=body, text=text, starts=starts, ends=ends, sentence_bounds=bounds)
+
+
+def _blank(text: str, pattern: re.Pattern[str]) -> str:
+    if not pattern.search(text):
+        return text
+    return pattern.sub(lambda m: _spaces(m.group()), text)
+
+
+def _spaces(s: str) -> str:
+    return "".join("\n" if c == "\n" else " " for c in s)
+
+
+def _cut_quoted_reply_and_signature(text: str) -> str:
+    """Blank everything from the first quoted-reply header or signature onwards.
+
+    mail-parser-reply works on a normalised copy (lines stripped); its cut point is mapped back to the
+    line it starts on, which is the same line in our text because normalisation keeps lines one-for-one.
+    """
+    if text.count("\n") < 1 or not _MAIL_CUES.search(text):
+        return text
+    message = EmailMessage(text=text, languages=["en"], keep_hyphen_lists=True).read()
+    if not message.replies:
+        return text
+    normalised = message.text
+    lines = text.split("\n")
+    if normalised.count("\n") != len(lines) - 1:
+        return text  # the library re-flowed lines; keep everything rather than guess
+    first = message.replies[0]
+    cut = _first_reply_end(normalised, first.content, first.signatures, len(message.replies) > 1)
+    if cut is None:
+        return text
+    line_no = normalised.count("\n", 0, cut)
+    if line_no == 0:
+        return text  # never blank the opening line: a one-line reply is all reply
+    offset = sum(len(line) + 1 for line in lines[:line_no])
+    return text[:offset] + _spaces(text[offset:])
+
+
+def _first_reply_end(normalised: str, content: str, signature: str, has_quote: bool) -> int | None:
+    start = normalised.find(content) if content else -1
+    if start < 0:
+        return None
+    end = start + len(content)
+    if signature:
+        sig_at = normalised.find(signature, start)
+        if sig_at >= 0:
+            end = min(end, sig_at)
+    if not has_quote and end >= len(normalised.rstrip()):
+        return None
+    return end
+
+
+def _html_to_text(body: str) -> tuple[str, list[int], list[int]]:
+    parser = _OffsetHTMLParser(body)
+    parser.feed(body)
+    parser.close()
+    return "".join(parser.chars), parser.starts, parser.ends
+
+
+class _OffsetHTMLParser(HTMLParser):
+    """Stdlib HTML tokenizer that remembers where every visible character came from."""
+
+    def __init__(self, body: str) -> None:
+        super().__init__(convert_charrefs=False)
+        self.line_starts = [0] + [m.end() for m in re.finditer("\n", body)]
+        self.chars: list[str] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.skip_depth = 0
+        self.mask_tag: str | None = None
+        self.mask_depth = 0
+
+    def _pos(self) -> int:
+        line, col = self.getpos()
+        return self.line_starts[line - 1] + col
+
+    def _emit(self, text: str, start: int, end: int) -> None:
+        if self.skip_depth:
+            return
+        if self.mask_depth:
+            text = _spaces(text)
+        for c in text:
+            self.chars.append(c)
+            self.starts.append(start)
+            self.ends.append(end)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self.skip_depth += 1
+            return
+        if self.mask_tag is not None and tag == self.mask_tag:
+            self.mask_depth += 1
+        elif self.mask_tag is None and _is_quote(tag, attrs):
+            self.mask_tag, self.mask_depth = tag, 1
+        if tag in _BLOCK_TAGS:
+            pos = self._pos()
+            self._emit("\n", pos, pos)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            pos = self._pos()
+            self._emit("\n", pos, pos)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self.skip_depth = max(0, self.skip_depth - 1)
+            return
+        if tag in _BLOCK_TAGS:
+            pos = self._pos()
+            self._emit("\n", pos, pos)
+        if self.mask_tag == tag:
+            self.mask_depth -= 1
+            if self.mask_depth <= 0:
+                self.mask_tag, self.mask_depth = None, 0
+
+    def handle_data(self, data: str) -> None:
+        if self.skip_depth:
+            return
+        base = self._pos()
+        if self.mask_depth:
+            data = _spaces(data)
+        for i, c in enumerate(data):
+            self.chars.append(" " if c in "\n\r\t" else c)
+            self.starts.append(base + i)
+            self.ends.append(base + i + 1)
+
+    def handle_entityref(self, name: str) -> None:
+        start = self._pos()
+        code = name2codepoint.get(name)
+        text = chr(code) if code is not None else f"&{name};"
+        self._emit(text, start, start + len(name) + 2)
+
+    def handle_charref(self, name: str) -> None:
+        start = self._pos()
+        try:
+            code = int(name[1:], 16) if name[:1] in "xX" else int(name)
+            text = chr(code) if 0 < code < 0x110000 else "\ufffd"
+        except ValueError:
+            text = "\ufffd"
+        self._emit(text, start, start + len(name) + 3)
+
+
+def _is_quote(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+    if tag == "blockquote":
+        return True
+    for key, value in attrs:
+        if key in ("class", "id") and value and _QUOTE_CLASSES.search(value):
+            return True
+    return False

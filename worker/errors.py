@@ -1,0 +1,31 @@
+"""One hierarchy for everything apology-worker raises on purpose, so callers can catch by kind."""
+
+from __future__ import annotations
+
+
+class ApologyWorkerError(Exception):
+    """Base of every error this package raises deliberately; its message says what to do."""
+
+
+class PolicyError(ApologyWorkerError):
+    """A policy file is missing, malformed or invalid; the message names file, line and key."""
+
+
+class EventError(ApologyWorkerError):
+    """An inbound event or history line cannot be turned into the canonical shape."""
+
+
+class DeliveryError(ApologyWorkerError):
+    """A target refused or could not be reached."""
+
+    def __init__(self, message: str, *, permanent: bool = False, status: int | None = None,
+                 retry_after: float | None = None, response_body: str | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.status = status
+        self.retry_after = retry_after
+        self.response_body = response_body
+
+
+class ConfigError(ApologyWorkerError):
+    """A setting or routes file is invalid; the message names the variable or key."""
