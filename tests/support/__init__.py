@@ -1,0 +1,1 @@
+"""Helpers the tests share: real processes started on free ports and awaited on their own signals."""

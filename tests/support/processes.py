@@ -1,0 +1,135 @@
+"""Start real redis-server and celery worker processes for tests, and wait on what they print.
+
+Readiness is read from the process's own output ("Ready to accept connections", "ready."), never
+guessed with a sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    """A child process whose output lines are collected by a reader thread."""
+
+    popen: subprocess.Popen[str]
+    lines: queue.Queue[str] = field(default_factory=queue.Queue)
+    history: list[str] = field(default_factory=list)
+
+    def start_reader(self) -> None:
+        def pump() -> None:
+            assert self.popen.stdout is not None
+            for line in self.popen.stdout:
+                self.history.append(line)
+                self.lines.put(line)
+            self.lines.put("")  # EOF marker
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def wait_for_line(self, needle: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no line containing {needle!r} within {timeout}s:\n{self.output()}")
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line == "" and self.popen.poll() is not None:
+                raise RuntimeError(f"process exited ({self.popen.returncode}) before {needle!r}:\n"
+                                   f"{self.output()}")
+            if needle in line:
+                return line
+
+    def output(self) -> str:
+        return "".join(self.history[-80:])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+
+
+def spawn(args: Sequence[str], env: dict[str, str] | None = None, cwd: str | Path | None = None) -> Proc:
+    popen = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=env, cwd=cwd, start_new_session=True)
+    proc = Proc(popen)
+    proc.start_reader()
+    return proc
+
+
+@dataclass
+class RedisServer:
+    port: int
+    proc: Proc
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def restart(self) -> None:
+        """Stop and start again on the same port and data (append-only file on): a broker restart."""
+        self.proc.stop()
+        self.proc = _start_redis(self.port, self.data_dir)
+
+
+def redis_binary() -> str:
+    path = shutil.which("redis-server")
+    if path is None:
+        raise RuntimeError("redis-server is not installed: run `bash scripts/test` (it installs it) "
+                           "or `apt-get install -y redis-server`")
+    return path
+
+
+def _start_redis(port: int, data_dir: Path) -> Proc:
+    proc = spawn([redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                  "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data_dir),
+                  "--logfile", "", "--protected-mode", "no"])
+    proc.wait_for_line("Ready to accept connections", timeout=30)
+    return proc
+
+
+@contextmanager
+def redis_server(data_dir: Path) -> Iterator[RedisServer]:
+    port = free_port()
+    server = RedisServer(port, _start_redis(port, data_dir), data_dir)
+    try:
+        yield server
+    finally:
+        server.proc.stop()
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APOLOGY_")}
+    env.update(extra)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def venv_bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))

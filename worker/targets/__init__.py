@@ -1,0 +1,1 @@
+"""Deliveries out: one module per target, each turning a verdict into the HTTP request that target wants."""
