@@ -16,6 +16,10 @@ _MACRO = re.compile(r"\{(\w+)\}")
 
 INCIDENT_KINDS = ("defect", "delay", "misinformation", "staff_conduct", "billing", "beyond_control",
                   "other", "none")
+# Kinds read from cues, in the order ties are broken (the one that most changes a good reply first).
+CUED_KINDS = ("staff_conduct", "misinformation", "beyond_control", "billing", "defect", "delay", "other")
+# Contractions people type without the apostrophe ("cant", "doesnt", "im"): matched either way.
+_LOOSE_APOSTROPHE = re.compile(r"(?<=n)'(?=t)|(?<=\bi)'(?=m|ve)|(?<=you)'(?=re)|(?<=that)'(?=s)|(?<=we)'(?=ve)")
 
 # Every entry set the engine reads, as a dotted path into the lexicon data.
 ENTRY_SETS = (
@@ -23,7 +27,7 @@ ENTRY_SETS = (
     "apology.pardon_followers", "apology.object_stops", "apology.generic_words", "apology.responsibility",
     "liability_admission", "liability_admission.negated_before", "blame", "blame.negated_before", "empathy",
     "empathy.negated_within", "solution", "solution.weak", "solution.excluded", "prevention", "legal_risk",
-    "frustration.cues", *(f"incident.{kind}" for kind in INCIDENT_KINDS),
+    "frustration.cues", "incident.trouble", *(f"incident.{kind}" for kind in INCIDENT_KINDS),
 )
 
 
@@ -57,7 +61,10 @@ class Lexicon:
     prevention: re.Pattern[str]
     legal_risk: re.Pattern[str]
     frustration_cues: re.Pattern[str]
-    incident: tuple[tuple[str, re.Pattern[str]], ...]
+    # (kind, strong cues, weak cues) in tie-break order
+    incident: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...]
+    trouble: re.Pattern[str]
+    greeting: re.Pattern[str]
 
 
 def merge(base: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -88,7 +95,7 @@ def compile_lexicon(data: Mapping[str, Any]) -> Lexicon:
         apology_affirmed=pat("apology.affirmed"),
         pardon_followers=pat("apology.pardon_followers"),
         object_stops=pat("apology.object_stops"),
-        generic_words=frozenset(str(w).lower() for w in generic.get("phrases") or ()),
+        generic_words=_words(path="apology.generic_words", items=generic.get("phrases") or ()),
         responsibility=pat("apology.responsibility"),
         liability=pat("liability_admission"),
         liability_negated_before=pat("liability_admission.negated_before"),
@@ -102,8 +109,18 @@ def compile_lexicon(data: Mapping[str, Any]) -> Lexicon:
         prevention=pat("prevention"),
         legal_risk=pat("legal_risk"),
         frustration_cues=pat("frustration.cues"),
-        incident=tuple((kind, pat(f"incident.{kind}")) for kind in INCIDENT_KINDS),
+        incident=tuple((kind, pat(f"incident.{kind}"), _weak(data, f"incident.{kind}", macros))
+                       for kind in CUED_KINDS),
+        trouble=pat("incident.trouble"),
+        greeting=pat("incident.none"),
     )
+
+
+def _weak(data: Mapping[str, Any], path: str, macros: Mapping[str, str]) -> re.Pattern[str]:
+    weak = _entry_set(data, path).get("weak") or []
+    if not isinstance(weak, list):
+        raise LexiconError(f"{path}.weak", "must be a list of patterns")
+    return _compile(f"{path}.weak", {"patterns": weak}, macros)
 
 
 def _entry_set(data: Mapping[str, Any], path: str) -> Mapping[str, Any]:
@@ -126,11 +143,11 @@ def _compile(path: str, entries: Mapping[str, Any], macros: Mapping[str, str]) -
         if not isinstance(phrase, str) or not phrase.strip():
             raise LexiconError(f"{path}.phrases[{i}]", "must be a non-empty string")
         words = [re.escape(w) for w in phrase.replace("\u2019", "'").split()]
-        alternatives.append(r"\b" + r"\s+".join(words) + r"\b")
+        alternatives.append(_LOOSE_APOSTROPHE.sub("'?", r"\b" + r"\s+".join(words) + r"\b"))
     for i, pattern in enumerate(entries.get("patterns") or ()):
         if not isinstance(pattern, str) or not pattern:
             raise LexiconError(f"{path}.patterns[{i}]", "must be a non-empty string")
-        expanded = _expand(pattern, macros, f"{path}.patterns[{i}]")
+        expanded = _LOOSE_APOSTROPHE.sub("'?", _expand(pattern, macros, f"{path}.patterns[{i}]"))
         try:
             re.compile(expanded, FLAGS)
         except re.error as exc:
@@ -151,3 +168,14 @@ def _expand(pattern: str, macros: Mapping[str, str], path: str) -> str:
         return macros[name]
 
     return _MACRO.sub(sub, pattern)
+
+
+def _words(path: str, items: Any) -> frozenset[str]:
+    """A word list; YAML reads bare no/yes/on/off as booleans, so those must be quoted."""
+    out = set()
+    for i, word in enumerate(items):
+        if not isinstance(word, str):
+            raise LexiconError(f"{path}.phrases[{i}]", f"{word!r} is not text; quote it (YAML reads no/yes/on/off "
+                                                       "as true/false)")
+        out.add(word.lower())
+    return frozenset(out)

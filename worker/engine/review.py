@@ -10,6 +10,7 @@ from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from worker.engine.lexicon import CUED_KINDS
 from worker.engine.policy import Policy, Profile, Rule
 from worker.engine.signals.apology import read_apology
 from worker.engine.signals.care import read_empathy
@@ -82,7 +83,7 @@ def read_context(earlier: Sequence[Message], policy: Policy, cache: CustomerCach
             if cache is not None:
                 cache[key] = reading
         readings.append(reading)
-    incident, frustration, legal = combine(readings)
+    incident, frustration, legal = combine(readings, CUED_KINDS)
     return Context(incident=incident, frustration=frustration, legal_risk=legal,  # type: ignore[arg-type]
                    customer_message_id=customers[-1].id if customers else None)
 

@@ -18,6 +18,8 @@ _OWN_FAILURE = re.compile(
     r"|\b(?:our|my)\s+(?!(?:policy|policies|terms|customers?|records|website\s+says|side\s+of)\b)\w+",
     re.IGNORECASE,
 )
+_VOCATIVE = re.compile(r"\s*,?\s*(?:[A-Z][a-z]+|@\w+)(?:\s+[A-Z][a-z]+)?\s*(?=[,!.:;]|\s+[^\w\s])")
+_LATE_COMMA = re.compile(r"(?<=\w)[^\w\n]*,")
 _OPENERS = re.compile(r"^\W*(?:(?:oh|oops|ah|um|hmm|hi|hey|hello|and|but|so)\b\W*){0,2}(?:\w+\W*)?$", re.I)
 
 
@@ -81,10 +83,22 @@ def _negated(text: str, m: re.Match[str], s_start: int, s_end: int, lex: Lexicon
 
 
 def _object(text: str, start: int, s_end: int, lex: Lexicon) -> str:
-    """The words after the apology that say what it is for, up to the end of the clause."""
+    """The words after the apology that say what it is for, up to the end of the clause.
+
+    A name right after the apology ("Sorry Dev, ...") is the person addressed, not the object; once the
+    object has words, a comma ends it ("sorry for the trouble, the restaurant is running late").
+    """
     rest = text[start:min(s_end, start + 160)]
+    vocative = _VOCATIVE.match(rest)
+    offset = vocative.end() if vocative else 0
+    rest = rest[offset:]
     stop = lex.object_stops.search(rest)
-    return rest[: stop.start()] if stop else rest
+    if stop:
+        rest = rest[: stop.start()]
+    comma = _LATE_COMMA.search(rest)
+    if comma:
+        rest = rest[: comma.start()]
+    return " " * offset + rest
 
 
 def _is_pardon(text: str, m: re.Match[str], s_start: int, s_end: int, obj: str, lex: Lexicon) -> bool:

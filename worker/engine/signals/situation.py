@@ -17,11 +17,8 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from worker.engine.lexicon import Lexicon
 from worker.engine.text import Prepared
 
-# Ties go to the kind that most changes what a good reply looks like.
-_PRIORITY = ("staff_conduct", "misinformation", "beyond_control", "defect", "billing", "delay", "other")
-_WEAK = {"other": 0.5}
+_OTHER_WEIGHT = 0.3  # a question alone says little when a failure is also mentioned
 _MAX_SENTIMENT_CHARS = 1200
-_LETTERS = re.compile(r"[A-Za-z]")
 _UPPER_WORD = re.compile(r"\b[A-Z]{3,}\b")
 _WORDS = re.compile(r"\b[A-Za-z]{2,}\b")
 
@@ -30,8 +27,9 @@ _WORDS = re.compile(r"\b[A-Za-z]{2,}\b")
 class CustomerReading:
     """What one customer message says; computed once per message and reusable across replies."""
 
-    kind_hits: tuple[tuple[str, int], ...]
-    greeting_only: bool
+    kind_scores: tuple[tuple[str, float], ...]
+    trouble: bool
+    greeting: bool
     legal_risk: bool
     frustration: float
 
@@ -42,19 +40,19 @@ def _analyzer() -> SentimentIntensityAnalyzer:
 
 
 def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
+    """Which incident kinds this message mentions (each once, by its strongest cue), and how it feels."""
     text = doc.text
-    hits = []
-    for kind, pattern in lex.incident:
-        if kind == "none":
-            continue
-        n = sum(1 for _ in zip(pattern.finditer(text), range(3), strict=False))
-        if n:
-            hits.append((kind, n))
-    stripped = text.strip()
-    greeting_only = not hits and (not stripped or bool(lex.incident[-1][1].search(stripped)))
+    scores = []
+    for kind, strong, weak in lex.incident:
+        score = 1.0 if strong.search(text) else 0.5 if weak.search(text) else 0.0
+        if kind == "other":
+            score *= _OTHER_WEIGHT
+        if score:
+            scores.append((kind, score))
     return CustomerReading(
-        kind_hits=tuple(hits),
-        greeting_only=greeting_only,
+        kind_scores=tuple(scores),
+        trouble=bool(lex.trouble.search(text)),
+        greeting=not text.strip() or bool(lex.greeting.search(text)),
         legal_risk=bool(lex.legal_risk.search(text)),
         frustration=_frustration(text, lex),
     )
@@ -77,19 +75,24 @@ def _frustration(text: str, lex: Lexicon) -> float:
     return round(min(1.0, score), 2)
 
 
-def combine(readings: Sequence[CustomerReading]) -> tuple[str, float, bool]:
+def combine(readings: Sequence[CustomerReading], priority: Sequence[str]) -> tuple[str, float, bool]:
     """Incident, frustration and legal risk of the customer's messages so far (newest last)."""
     if not readings:
         return "none", 0.0, False
     scores: dict[str, float] = {}
     for age, reading in enumerate(reversed(readings)):
         weight = 1.0 if age == 0 else 0.6
-        for kind, n in reading.kind_hits:
-            scores[kind] = scores.get(kind, 0.0) + weight * n * _WEAK.get(kind, 1.0)
-    if scores:
-        best = max(scores.values())
-        incident = next(k for k in _PRIORITY if scores.get(k) == best)
-    elif all(r.greeting_only for r in readings):
+        for kind, score in reading.kind_scores:
+            scores[kind] = scores.get(kind, 0.0) + weight * score
+    failures = {k: v for k, v in scores.items() if k != "other"}
+    if failures:
+        best = max(failures.values())
+        incident = next(k for k in priority if failures.get(k) == best)
+    elif any(r.trouble for r in readings):
+        incident = "defect"  # a complaint that names no more specific failure
+    elif "other" in scores:
+        incident = "other"
+    elif any(r.greeting for r in readings):
         incident = "none"
     else:
         incident = "other"
