@@ -25,6 +25,7 @@ _LOOSE_APOSTROPHE = re.compile(r"(?<=n)'(?=t)|(?<=\bi)'(?=m|ve)|(?<=you)'(?=re)|
 ENTRY_SETS = (
     "apology.expressions", "apology.negated_before", "apology.negated_after", "apology.affirmed",
     "apology.pardon_followers", "apology.object_stops", "apology.generic_words", "apology.responsibility",
+    "apology.third_party",
     "liability_admission", "liability_admission.negated_before", "blame", "blame.negated_before", "empathy",
     "empathy.negated_within", "solution", "solution.weak", "solution.excluded", "prevention", "legal_risk",
     "frustration.cues", "incident.trouble", *(f"incident.{kind}" for kind in INCIDENT_KINDS),
@@ -49,6 +50,7 @@ class Lexicon:
     object_stops: re.Pattern[str]
     generic_words: frozenset[str]
     responsibility: re.Pattern[str]
+    third_party: re.Pattern[str]
     liability: re.Pattern[str]
     liability_negated_before: re.Pattern[str]
     blame: re.Pattern[str]
@@ -97,6 +99,7 @@ def compile_lexicon(data: Mapping[str, Any]) -> Lexicon:
         object_stops=pat("apology.object_stops"),
         generic_words=_words(path="apology.generic_words", items=generic.get("phrases") or ()),
         responsibility=pat("apology.responsibility"),
+        third_party=pat("apology.third_party"),
         liability=pat("liability_admission"),
         liability_negated_before=pat("liability_admission.negated_before"),
         blame=pat("blame"),

@@ -41,12 +41,16 @@ class ReplyReading:
     doc: Prepared
 
 
-def read_reply(reply: Message, policy: Policy, response_minutes: float | None = None) -> ReplyReading:
+def read_reply(reply: Message, policy: Policy, response_minutes: float | None = None,
+               incident: str | None = None) -> ReplyReading:
+    """Every reply signal; `incident` (from the customer's side) lets stance read implied fault."""
     doc = prepare(reply.body, reply.format)
     lex = policy.lexicon
     liability = read_liability(doc, lex)
     responsibility = read_responsibility(doc, lex)
-    apology = read_apology(doc, lex, company_at_fault=bool(liability or responsibility))
+    third_party = bool(lex.third_party.search(doc.text))
+    apology = read_apology(doc, lex, company_at_fault=bool(liability or responsibility), incident=incident,
+                           third_party=third_party)
     evidence = {
         "apology": apology.spans(),
         "generic_apology": apology.spans(generic_only=True),
@@ -109,7 +113,7 @@ def review_reply(reply: Message, earlier: Sequence[Message], ticket: Ticket, pol
                  cache: CustomerCache | None = None) -> Verdict:
     """Judge one agent reply against the policy, in the context of the conversation before it."""
     context = read_context(earlier, policy, cache, ticket.id)
-    reading = read_reply(reply, policy, response_minutes(reply, earlier))
+    reading = read_reply(reply, policy, response_minutes(reply, earlier), context.incident)
     profile = policy.profile_for(ticket.team, ticket.channel, ticket.tags)
     facts = _facts(reading.signals, context, ticket, profile, reply, earlier, reading.doc)
     exempt = policy.exempt_rules(reply.body)

@@ -45,8 +45,18 @@ class ApologyReading:
         return [(e.start, e.end) for e in self.expressions if not (generic_only and e.specific)]
 
 
-def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool) -> ApologyReading:
-    """Find every apology expression that is not negated, quoted or a "sorry?" meaning pardon."""
+# Failures that are the company's by their nature: a specific apology for one implies responsibility.
+COMPANY_FAILURES = frozenset({"defect", "staff_conduct", "misinformation"})
+
+
+def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, incident: str | None = None,
+                 third_party: bool = False) -> ApologyReading:
+    """Find every apology expression that is not negated, quoted or a "sorry?" meaning pardon.
+
+    Stance is responsibility when the reply says the company caused the problem, or when it apologises
+    specifically for a failure that is the company's by nature (a faulty product, staff conduct, wrong
+    information) and blames no third party.
+    """
     text = doc.text
     found: list[ApologyExpression] = []
     for m in lex.apology.finditer(text):
@@ -64,7 +74,8 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool) -> Apol
     if not found:
         return ApologyReading("none", None, ())
     kind = "specific" if any(e.specific for e in found) else "generic"
-    responsible = company_at_fault or any(e.responsibility for e in found)
+    implied = kind == "specific" and incident in COMPANY_FAILURES and not third_party
+    responsible = company_at_fault or implied or any(e.responsibility for e in found)
     return ApologyReading(kind, "responsibility" if responsible else "empathy", tuple(found))
 
 

@@ -42,13 +42,21 @@ def _analyzer() -> SentimentIntensityAnalyzer:
 def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
     """Which incident kinds this message mentions (each once, by its strongest cue), and how it feels."""
     text = doc.text
-    scores = []
+    strong_hits: dict[str, bool] = {}
     for kind, strong, weak in lex.incident:
-        score = 1.0 if strong.search(text) else 0.5 if weak.search(text) else 0.0
+        if strong.search(text):
+            strong_hits[kind] = True
+        elif weak.search(text):
+            strong_hits[kind] = False
+    asking = strong_hits.get("other", False)
+    scores = []
+    for kind, strong_hit in strong_hits.items():
         if kind == "other":
-            score *= _OTHER_WEIGHT
-        if score:
-            scores.append((kind, score))
+            scores.append((kind, _OTHER_WEIGHT))
+        elif strong_hit:
+            scores.append((kind, 1.0))
+        elif not asking:  # a request that merely mentions a bill or a wait is a request
+            scores.append((kind, 0.5))
     return CustomerReading(
         kind_scores=tuple(scores),
         trouble=bool(lex.trouble.search(text)),
@@ -88,10 +96,10 @@ def combine(readings: Sequence[CustomerReading], priority: Sequence[str]) -> tup
     if failures:
         best = max(failures.values())
         incident = next(k for k in priority if failures.get(k) == best)
-    elif any(r.trouble for r in readings):
-        incident = "defect"  # a complaint that names no more specific failure
     elif "other" in scores:
         incident = "other"
+    elif any(r.trouble for r in readings):
+        incident = "defect"  # a complaint that names no more specific failure
     elif any(r.greeting for r in readings):
         incident = "none"
     else:
