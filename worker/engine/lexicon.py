@@ -9,7 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from worker.engine.matcher import Hits, Scanner
+
+if TYPE_CHECKING:
+    from worker.engine.text import Prepared
 
 FLAGS = re.IGNORECASE | re.MULTILINE
 _MACRO = re.compile(r"\{(\w+)\}")
@@ -40,33 +45,47 @@ class LexiconError(ValueError):
         self.path = path
 
 
+# Entry sets matched through the shared literal scanner (the large ones); the rest are small window
+# patterns applied to a few characters around a match.
+SCANNED = {
+    "apology": "apology.expressions", "responsibility": "apology.responsibility",
+    "third_party": "apology.third_party", "liability": "liability_admission", "blame": "blame",
+    "empathy": "empathy", "solution": "solution", "solution_weak": "solution.weak",
+    "prevention": "prevention", "legal_risk": "legal_risk", "frustration_cues": "frustration.cues",
+    "trouble": "incident.trouble", "greeting": "incident.none",
+    **{f"incident.{kind}": f"incident.{kind}" for kind in CUED_KINDS},
+    **{f"incident.{kind}.weak": f"incident.{kind}#weak" for kind in CUED_KINDS},
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Lexicon:
-    apology: re.Pattern[str]
+    scanner: Scanner
+    set_ids: Mapping[str, int]
     apology_negated_before: re.Pattern[str]
     apology_negated_after: re.Pattern[str]
     apology_affirmed: re.Pattern[str]
     pardon_followers: re.Pattern[str]
     object_stops: re.Pattern[str]
     generic_words: frozenset[str]
-    responsibility: re.Pattern[str]
-    third_party: re.Pattern[str]
-    liability: re.Pattern[str]
     liability_negated_before: re.Pattern[str]
-    blame: re.Pattern[str]
     blame_negated_before: re.Pattern[str]
-    empathy: re.Pattern[str]
     empathy_negated_within: re.Pattern[str]
-    solution: re.Pattern[str]
-    solution_weak: re.Pattern[str]
     solution_excluded: re.Pattern[str]
-    prevention: re.Pattern[str]
-    legal_risk: re.Pattern[str]
-    frustration_cues: re.Pattern[str]
-    # (kind, strong cues, weak cues) in tie-break order
-    incident: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...]
-    trouble: re.Pattern[str]
-    greeting: re.Pattern[str]
+
+    def _hits(self, doc: Prepared) -> Hits:
+        hits = doc.memo.get("hits")
+        if not isinstance(hits, dict):
+            hits = self.scanner.scan(doc.text)
+            doc.memo["hits"] = hits
+        return hits
+
+    def find(self, name: str, doc: Prepared) -> list[tuple[int, int]]:
+        """Spans of the visible text where the named entry set matches (non-overlapping)."""
+        return self.scanner.find(self.set_ids[name], doc.text, self._hits(doc), doc.clause_window)
+
+    def has(self, name: str, doc: Prepared) -> bool:
+        return bool(self.find(name, doc))
 
 
 def merge(base: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -87,43 +106,40 @@ def compile_lexicon(data: Mapping[str, Any]) -> Lexicon:
     macros = {str(k): str(v) for k, v in (data.get("macros") or {}).items()}
 
     def pat(path: str) -> re.Pattern[str]:
-        return _compile(path, _entry_set(data, path), macros)
+        return re.compile("|".join(f"(?:{a})" for a in _alternatives(path, _entry_set(data, path), macros))
+                          or r"(?!x)x", FLAGS)
 
+    scanner = Scanner()
+    set_ids: dict[str, int] = {}
+    for name, path in SCANNED.items():
+        if path.endswith("#weak"):  # an incident kind's weak cues: a plain list under its entry set
+            entries: Mapping[str, Any] = {"patterns": _weak_list(data, path.removesuffix("#weak"))}
+        else:
+            entries = _entry_set(data, path)
+        set_ids[name] = scanner.add(name, _alternatives(path, entries, macros), FLAGS)
+    scanner.build()
     generic = _entry_set(data, "apology.generic_words")
     return Lexicon(
-        apology=pat("apology.expressions"),
+        scanner=scanner,
+        set_ids=set_ids,
         apology_negated_before=pat("apology.negated_before"),
         apology_negated_after=pat("apology.negated_after"),
         apology_affirmed=pat("apology.affirmed"),
         pardon_followers=pat("apology.pardon_followers"),
         object_stops=pat("apology.object_stops"),
         generic_words=_words(path="apology.generic_words", items=generic.get("phrases") or ()),
-        responsibility=pat("apology.responsibility"),
-        third_party=pat("apology.third_party"),
-        liability=pat("liability_admission"),
         liability_negated_before=pat("liability_admission.negated_before"),
-        blame=pat("blame"),
         blame_negated_before=pat("blame.negated_before"),
-        empathy=pat("empathy"),
         empathy_negated_within=pat("empathy.negated_within"),
-        solution=pat("solution"),
-        solution_weak=pat("solution.weak"),
         solution_excluded=pat("solution.excluded"),
-        prevention=pat("prevention"),
-        legal_risk=pat("legal_risk"),
-        frustration_cues=pat("frustration.cues"),
-        incident=tuple((kind, pat(f"incident.{kind}"), _weak(data, f"incident.{kind}", macros))
-                       for kind in CUED_KINDS),
-        trouble=pat("incident.trouble"),
-        greeting=pat("incident.none"),
     )
 
 
-def _weak(data: Mapping[str, Any], path: str, macros: Mapping[str, str]) -> re.Pattern[str]:
+def _weak_list(data: Mapping[str, Any], path: str) -> list[Any]:
     weak = _entry_set(data, path).get("weak") or []
     if not isinstance(weak, list):
         raise LexiconError(f"{path}.weak", "must be a list of patterns")
-    return _compile(f"{path}.weak", {"patterns": weak}, macros)
+    return weak
 
 
 def _entry_set(data: Mapping[str, Any], path: str) -> Mapping[str, Any]:
@@ -140,7 +156,8 @@ def _entry_set(data: Mapping[str, Any], path: str) -> Mapping[str, Any]:
     return node
 
 
-def _compile(path: str, entries: Mapping[str, Any], macros: Mapping[str, str]) -> re.Pattern[str]:
+def _alternatives(path: str, entries: Mapping[str, Any], macros: Mapping[str, str]) -> list[str]:
+    """Each phrase and pattern of an entry set as a checked regular expression source."""
     alternatives: list[str] = []
     for i, phrase in enumerate(entries.get("phrases") or ()):
         if not isinstance(phrase, str) or not phrase.strip():
@@ -156,9 +173,7 @@ def _compile(path: str, entries: Mapping[str, Any], macros: Mapping[str, str]) -
         except re.error as exc:
             raise LexiconError(f"{path}.patterns[{i}]", f"not a valid regular expression: {exc}") from exc
         alternatives.append(expanded)
-    if not alternatives:
-        return re.compile(r"(?!x)x")  # matches nothing
-    return re.compile("|".join(f"(?:{a})" for a in alternatives), FLAGS)
+    return alternatives
 
 
 def _expand(pattern: str, macros: Mapping[str, str], path: str) -> str:

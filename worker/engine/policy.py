@@ -99,8 +99,12 @@ class Actions(_Strict):
     escalate: Threshold = Threshold(min_severity="critical")
 
 
+def _default_weights() -> dict[Severity, int]:
+    return {"info": 3, "warning": 12, "critical": 35}
+
+
 class Scoring(_Strict):
-    weights: dict[Severity, int] = Field(default_factory=lambda: {"info": 3, "warning": 12, "critical": 35})
+    weights: dict[Severity, int] = Field(default_factory=_default_weights)
 
 
 class Sla(_Strict):
@@ -261,7 +265,7 @@ def load_policy(name_or_path: str | os.PathLike[str] | None = None) -> Policy:
     return Policy(
         name=merged.name, version=version, source=str(path), lexicon=lexicon,
         base=Profile(None, rules, merged.actions, merged.sla), overrides=tuple(overrides),
-        weights=dict(merged.scoring.weights), exemptions=tuple(merged.exemptions),
+        weights={str(k): v for k, v in merged.scoring.weights.items()}, exemptions=tuple(merged.exemptions),
         review_private_notes=merged.review_private_notes, spec=merged,
     )
 

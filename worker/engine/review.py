@@ -12,13 +12,13 @@ from typing import Any
 
 from worker.engine.lexicon import CUED_KINDS
 from worker.engine.policy import Policy, Profile, Rule
+from worker.engine.rules import score_and_action
 from worker.engine.signals.apology import read_apology
 from worker.engine.signals.care import read_empathy
 from worker.engine.signals.conduct import read_blame, read_liability, read_responsibility
 from worker.engine.signals.remedy import read_prevention, read_solution
 from worker.engine.signals.situation import CustomerReading, combine, read_customer_message
 from worker.engine.text import Prepared, prepare
-from worker.engine.rules import score_and_action
 from worker.models import Context, Finding, Message, PolicyRef, Signals, Ticket, TicketHistory, Verdict
 
 MAX_CONTEXT_MESSAGES = 8
@@ -48,7 +48,7 @@ def read_reply(reply: Message, policy: Policy, response_minutes: float | None = 
     lex = policy.lexicon
     liability = read_liability(doc, lex)
     responsibility = read_responsibility(doc, lex)
-    third_party = bool(lex.third_party.search(doc.text))
+    third_party = lex.has("third_party", doc)
     apology = read_apology(doc, lex, company_at_fault=bool(liability or responsibility), incident=incident,
                            third_party=third_party)
     evidence = {
@@ -61,8 +61,8 @@ def read_reply(reply: Message, policy: Policy, response_minutes: float | None = 
         "prevention": read_prevention(doc, lex),
     }
     signals = Signals(
-        apology=apology.kind,  # type: ignore[arg-type]
-        apology_stance=apology.stance,  # type: ignore[arg-type]
+        apology=apology.kind,
+        apology_stance=apology.stance,
         apology_count=apology.count,
         liability_admission=bool(liability),
         blame=bool(evidence["blame"]),
@@ -88,7 +88,7 @@ def read_context(earlier: Sequence[Message], policy: Policy, cache: CustomerCach
                 cache[key] = reading
         readings.append(reading)
     incident, frustration, legal = combine(readings, CUED_KINDS)
-    return Context(incident=incident, frustration=frustration, legal_risk=legal,  # type: ignore[arg-type]
+    return Context(incident=incident, frustration=frustration, legal_risk=legal,
                    customer_message_id=customers[-1].id if customers else None)
 
 
@@ -128,7 +128,7 @@ def review_reply(reply: Message, earlier: Sequence[Message], ticket: Ticket, pol
         ticket_id=ticket.id, message_id=reply.id, agent_id=reply.author.id if reply.author else None,
         policy=PolicyRef(name=policy.name, version=policy.version, override=profile.override),
         context=context, signals=reading.signals, findings=findings, score=outcome.score,
-        action=outcome.action,  # type: ignore[arg-type]
+        action=outcome.action,
     )
 
 
@@ -175,7 +175,7 @@ def _finding(rule: Rule, reading: ReplyReading, context: Context, ticket: Ticket
                           else "there"),
     }
     return Finding(
-        rule=rule.id, severity=rule.severity,  # type: ignore[arg-type]
+        rule=rule.id, severity=rule.severity,
         message=rule.message.format_map(values),
         span=(body_start, body_end), excerpt=doc.body[body_start:body_end],
         suggestion=rule.suggestion.format_map(values) if rule.suggestion else None,

@@ -66,14 +66,17 @@ def compile_condition(spec: Any, path: tuple[str | int, ...] = ()) -> Condition:
             subs = [compile_condition(v, (*here, i)) for i, v in enumerate(value)]
             parts.append(_all(subs) if key == "all" else _any(subs))
         elif key == "not":
-            inner = compile_condition(value, here)
-            parts.append(lambda facts, inner=inner: not inner(facts))
+            parts.append(_not(compile_condition(value, here)))
         elif key in FIELDS:
             parts.append(_compare(str(key), value, here))
         else:
             raise ConditionError(here, f"unknown field `{key}`; known: {', '.join(sorted(FIELDS))}, "
                                        "all, any, not")
     return parts[0] if len(parts) == 1 else _all(parts)
+
+
+def _not(inner: Condition) -> Condition:
+    return lambda facts: not inner(facts)
 
 
 def _all(subs: list[Condition]) -> Condition:

@@ -12,6 +12,7 @@ only maps its answer back onto character offsets.
 
 from __future__ import annotations
 
+import itertools
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ class Prepared:
     starts: list[int] | None = None
     ends: list[int] | None = None
     sentence_bounds: list[int] = field(default_factory=list)
+    # Per-text results computed once and shared by the signal readers (the lexicon's literal scan).
+    memo: dict[str, object] = field(default_factory=dict, compare=False)
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Map a [start, end) range of `text` to the same characters of `body`."""
@@ -77,10 +80,17 @@ class Prepared:
         end = bounds[i] if i < len(bounds) else len(self.text)
         return start, end
 
+    def clause_window(self, pos: int) -> tuple[int, int]:
+        """Where a lexicon pattern around `pos` may match: its sentence, and the next if it runs on."""
+        start, end = self.sentence(pos)
+        if end - start < 40 and end < len(self.text):
+            end = self.sentence(end)[1]
+        return start, end
+
     def sentences(self) -> list[tuple[int, int]]:
         edges = [0, *self.sentence_bounds, len(self.text)]
         out = []
-        for a, b in zip(edges, edges[1:], strict=False):
+        for a, b in itertools.pairwise(edges):
             if self.text[a:b].strip():
                 out.append((a, b))
         return out
@@ -247,7 +257,4 @@ class _OffsetHTMLParser(HTMLParser):
 def _is_quote(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
     if tag == "blockquote":
         return True
-    for key, value in attrs:
-        if key in ("class", "id") and value and _QUOTE_CLASSES.search(value):
-            return True
-    return False
+    return any(key in ("class", "id") and value and _QUOTE_CLASSES.search(value) for key, value in attrs)

@@ -1,23 +1,22 @@
-"""Shared matching helper: find lexicon matches that no negation in their own sentence cancels."""
+"""Shared matching helper: lexicon matches that no negation in their own sentence cancels."""
 
 from __future__ import annotations
 
 import re
 
+from worker.engine.lexicon import Lexicon
 from worker.engine.text import Prepared
 
 
-def affirmed_matches(doc: Prepared, pattern: re.Pattern[str], negation: re.Pattern[str] | None = None,
+def affirmed_matches(doc: Prepared, lex: Lexicon, name: str, negation: re.Pattern[str] | None = None,
                      *, window: int = 40) -> list[tuple[int, int]]:
-    """Spans of `pattern` in the visible text whose preceding words (same sentence) are not a negation."""
+    """Spans of entry set `name` whose preceding words (same sentence) are not a negation."""
     spans: list[tuple[int, int]] = []
     text = doc.text
-    for m in pattern.finditer(text):
-        if m.end() == m.start():
-            continue
+    for start, end in lex.find(name, doc):
         if negation is not None:
-            s_start, _ = doc.sentence(m.start())
-            if negation.search(text[max(s_start, m.start() - window):m.start()]):
+            s_start, _ = doc.sentence(start)
+            if negation.search(text[max(s_start, start - window):start]):
                 continue
-        spans.append((m.start(), m.end()))
+        spans.append((start, end))
     return spans

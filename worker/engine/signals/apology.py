@@ -59,18 +59,18 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
     """
     text = doc.text
     found: list[ApologyExpression] = []
-    for m in lex.apology.finditer(text):
-        s_start, s_end = doc.sentence(m.start())
-        if _negated(text, m, s_start, s_end, lex):
+    for start, stop in lex.find("apology", doc):
+        s_start, s_end = doc.sentence(start)
+        if _negated(text, start, stop, s_start, s_end, lex):
             continue
-        obj = _object(text, m.end(), s_end, lex)
-        if _is_pardon(text, m, s_start, s_end, obj, lex):
+        obj = _object(text, stop, s_end, lex)
+        if _is_pardon(text, start, stop, s_start, s_end, obj, lex):
             continue
         words = _WORD.findall(obj.lower())
         content = [w for w in words if _stem(w) not in lex.generic_words]
         own = bool(_OWN_FAILURE.search(obj))
-        end = m.end() + len(obj.rstrip(" \t\n,.!?;:-\"'"))
-        found.append(ApologyExpression(m.start(), max(end, m.end()), specific=bool(content), responsibility=own))
+        end = stop + len(obj.rstrip(" \t\n,.!?;:-\"'"))
+        found.append(ApologyExpression(start, max(end, stop), specific=bool(content), responsibility=own))
     if not found:
         return ApologyReading("none", None, ())
     kind = "specific" if any(e.specific for e in found) else "generic"
@@ -83,14 +83,14 @@ def _stem(word: str) -> str:
     return word[:-2] if word.endswith("'s") else word
 
 
-def _negated(text: str, m: re.Match[str], s_start: int, s_end: int, lex: Lexicon) -> bool:
-    window_start = max(s_start, m.start() - 48)
-    around = text[window_start:min(s_end, m.end() + 24)]
+def _negated(text: str, start: int, end: int, s_start: int, s_end: int, lex: Lexicon) -> bool:
+    window_start = max(s_start, start - 48)
+    around = text[window_start:min(s_end, end + 24)]
     if lex.apology_affirmed.search(around):
         return False
-    if lex.apology_negated_before.search(text[window_start:m.start()]):
+    if lex.apology_negated_before.search(text[window_start:start]):
         return True
-    return bool(lex.apology_negated_after.search(text[m.end():min(s_end, m.end() + 32)]))
+    return bool(lex.apology_negated_after.search(text[end:min(s_end, end + 32)]))
 
 
 def _object(text: str, start: int, s_end: int, lex: Lexicon) -> str:
@@ -112,16 +112,16 @@ def _object(text: str, start: int, s_end: int, lex: Lexicon) -> str:
     return " " * offset + rest
 
 
-def _is_pardon(text: str, m: re.Match[str], s_start: int, s_end: int, obj: str, lex: Lexicon) -> bool:
+def _is_pardon(text: str, start: int, end: int, s_start: int, s_end: int, obj: str, lex: Lexicon) -> bool:
     """"Sorry, which order was that?": an objectless sorry that opens a clarifying question."""
-    if m.group(0).lower() not in _PARDON_CUES:
+    if text[start:end].lower() not in _PARDON_CUES:
         return False
-    if not _OPENERS.match(text[s_start:m.start()]):
+    if not _OPENERS.match(text[s_start:start]):
         return False
-    follow = text[m.end():s_end]
+    follow = text[end:s_end]
     if not lex.pardon_followers.search(follow[:48]):
         return False
     words = _WORD.findall(obj.lower())
     if words and words[0] in ("for", "about", "to", "that", "if"):
         return False
-    return "?" in text[m.end():s_end + 1] or bool(re.match(r"\W*i\s+(?:didn't|did not|don't)\b", follow, re.I))
+    return "?" in text[end:s_end + 1] or bool(re.match(r"\W*i\s+(?:didn't|did not|don't)\b", follow, re.I))

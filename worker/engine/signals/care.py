@@ -7,9 +7,5 @@ from worker.engine.text import Prepared
 
 
 def read_empathy(doc: Prepared, lex: Lexicon) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-    for m in lex.empathy.finditer(doc.text):
-        if lex.empathy_negated_within.search(m.group(0)):
-            continue  # "I don't understand why you're upset" acknowledges nothing
-        spans.append((m.start(), m.end()))
-    return spans
+    # "I don't understand why you're upset" acknowledges nothing.
+    return [(s, e) for s, e in lex.find("empathy", doc) if not lex.empathy_negated_within.search(doc.text, s, e)]

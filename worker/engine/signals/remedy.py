@@ -8,14 +8,13 @@ from worker.engine.text import Prepared
 
 def read_solution(doc: Prepared, lex: Lexicon) -> list[tuple[int, int]]:
     """Actions taken, instructions, channels. A link counts unless it backs a policy refusal."""
-    text = doc.text
-    spans = [(m.start(), m.end()) for m in lex.solution.finditer(text) if m.end() > m.start()]
-    for m in lex.solution_weak.finditer(text):
-        s_start, s_end = doc.sentence(m.start())
-        if not lex.solution_excluded.search(text, s_start, s_end):
-            spans.append((m.start(), m.end()))
+    spans = lex.find("solution", doc)
+    for start, end in lex.find("solution_weak", doc):
+        s_start, s_end = doc.sentence(start)
+        if not lex.solution_excluded.search(doc.text, s_start, s_end):
+            spans.append((start, end))
     return sorted(spans)
 
 
 def read_prevention(doc: Prepared, lex: Lexicon) -> list[tuple[int, int]]:
-    return [(m.start(), m.end()) for m in lex.prevention.finditer(doc.text) if m.end() > m.start()]
+    return lex.find("prevention", doc)

@@ -14,11 +14,11 @@ from functools import lru_cache
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from worker.engine.lexicon import Lexicon
+from worker.engine.lexicon import CUED_KINDS, Lexicon
 from worker.engine.text import Prepared
 
 _OTHER_WEIGHT = 0.3  # a question alone says little when a failure is also mentioned
-_MAX_SENTIMENT_CHARS = 1200
+_MAX_SENTIMENT_CHARS = 400  # VADER is linear in words; the opening and the close carry the mood
 _UPPER_WORD = re.compile(r"\b[A-Z]{3,}\b")
 _WORDS = re.compile(r"\b[A-Za-z]{2,}\b")
 
@@ -41,12 +41,11 @@ def _analyzer() -> SentimentIntensityAnalyzer:
 
 def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
     """Which incident kinds this message mentions (each once, by its strongest cue), and how it feels."""
-    text = doc.text
     strong_hits: dict[str, bool] = {}
-    for kind, strong, weak in lex.incident:
-        if strong.search(text):
+    for kind in CUED_KINDS:
+        if lex.has(f"incident.{kind}", doc):
             strong_hits[kind] = True
-        elif weak.search(text):
+        elif lex.has(f"incident.{kind}.weak", doc):
             strong_hits[kind] = False
     asking = strong_hits.get("other", False)
     scores = []
@@ -59,22 +58,22 @@ def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
             scores.append((kind, 0.5))
     return CustomerReading(
         kind_scores=tuple(scores),
-        trouble=bool(lex.trouble.search(text)),
-        greeting=not text.strip() or bool(lex.greeting.search(text)),
-        legal_risk=bool(lex.legal_risk.search(text)),
-        frustration=_frustration(text, lex),
+        trouble=lex.has("trouble", doc),
+        greeting=not doc.text.strip() or lex.has("greeting", doc),
+        legal_risk=lex.has("legal_risk", doc),
+        frustration=_frustration(doc, lex),
     )
 
 
-def _frustration(text: str, lex: Lexicon) -> float:
-    sample = text.strip()
+def _frustration(doc: Prepared, lex: Lexicon) -> float:
+    sample = doc.text.strip()
     if not sample:
         return 0.0
     if len(sample) > _MAX_SENTIMENT_CHARS:
         sample = sample[:_MAX_SENTIMENT_CHARS // 2] + " " + sample[-_MAX_SENTIMENT_CHARS // 2:]
     compound = float(_analyzer().polarity_scores(sample)["compound"])
     negativity = max(0.0, -compound)
-    cues = sum(1 for _ in zip(lex.frustration_cues.finditer(sample), range(4), strict=False))
+    cues = min(4, len(lex.find("frustration_cues", doc)))
     words = len(_WORDS.findall(sample))
     shouting = len(_UPPER_WORD.findall(sample)) / words if words else 0.0
     score = 0.6 * negativity + 0.12 * cues + min(0.2, shouting)
