@@ -39,6 +39,8 @@ def decode(source: str, payload: bytes | str | Mapping[str, Any]) -> Fields:
     """The body as a JSON object, or a PayloadError on `(body)`."""
     if isinstance(payload, Mapping):
         return Fields(source, dict(payload))
+    if not isinstance(payload, bytes | str):  # an already-decoded JSON value that is not an object
+        raise PayloadError(source, [("(body)", f"expected a JSON object, got {_kind(payload)}")])
     try:
         text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
         data = json.loads(text)
