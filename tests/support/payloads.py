@@ -43,3 +43,15 @@ def verdict(*, action: str = "annotate", findings: tuple[Finding, ...] = (GENERI
                         prevention=False, response_minutes=41.0),
         findings=list(findings), score=score, action=action,  # type: ignore[arg-type]
     )
+
+
+def render_template(path: Path, values: dict[str, str]) -> bytes:
+    """A shipped webhook body template as the helpdesk would send it: every placeholder replaced."""
+    text = path.read_text(encoding="utf-8")
+    for name, value in values.items():
+        text = text.replace("{{" + name + "}}", json.dumps(value)[1:-1])
+    assert "{{" not in text, "a placeholder of the shipped template has no sample value"
+    return text.encode()
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples"

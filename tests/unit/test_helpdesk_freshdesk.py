@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from tests.support.payloads import fixture, fixture_bytes
+from tests.support.payloads import EXAMPLES, fixture, fixture_bytes, render_template
 from worker.errors import PayloadError, SignatureError
 from worker.helpdesks.freshdesk import to_event, verify_freshdesk
 from worker.targets.notes import NOTE_SIGNATURE
@@ -119,3 +119,17 @@ def test_shared_token_is_accepted(headers: dict[str, str]) -> None:
 def test_missing_or_wrong_token_is_rejected(headers: dict[str, str]) -> None:
     with pytest.raises(SignatureError):
         verify_freshdesk(headers, "s3cret-token")
+
+
+def test_the_shipped_webhook_template_is_read() -> None:
+    body = render_template(EXAMPLES / "freshdesk-webhook-body.json", {
+        "ticket.id": "4021", "ticket.subject": "Charged twice", "ticket.tags": "billing",
+        "ticket.source": "Portal", "ticket.group.name": "Billing", "ticket.url": "https://acme.freshdesk.com/x",
+        "ticket.requester.name": "Dana", "ticket.requester.email": "dana@example.com",
+        "ticket.latest_public_comment": "Sam : <div>Sorry for the double charge, refunded.</div>",
+        "ticket.agent.name": "Sam", "ticket.agent.email": "sam@acme.example",
+    })
+    event = to_event(body, {})
+    assert event is not None
+    assert (event.message.role, event.message.body, event.ticket.channel) == (
+        "agent", "<div>Sorry for the double charge, refunded.</div>", "portal")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.support.payloads import fixture, fixture_bytes
+from tests.support.payloads import EXAMPLES, fixture, fixture_bytes, render_template
 from worker.errors import ConfigError, PayloadError, SignatureError
 from worker.helpdesks.zendesk import authenticate, to_event, verify_zendesk
 from worker.targets.notes import NOTE_SIGNATURE
@@ -182,3 +182,19 @@ def test_a_stale_but_correctly_signed_request_is_a_replay() -> None:
 def test_missing_secret_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="APOLOGY_ZENDESK_SIGNING_SECRET"):
         verify_zendesk(b"{}", "x", STAMP, "", NOW)
+
+
+def test_the_shipped_trigger_template_is_read() -> None:
+    body = render_template(EXAMPLES / "zendesk-trigger-body.json", {
+        "ticket.id": "5158", "ticket.title": "Order arrived broken", "ticket.tags": "vip returns",
+        "ticket.via": "Mail", "ticket.group.name": "Returns", "ticket.requester.id": "8447388090123",
+        "ticket.updated_at_with_timestamp": "2026-11-20T10:04Z", "ticket.latest_comment.id": "9876543210",
+        "ticket.latest_comment.value": 'Sorry, "this" was\nour fault.',
+        "ticket.latest_comment.is_public": "true",
+        "ticket.latest_comment.author.id": "8447388090123", "ticket.latest_comment.author.name": "Dana",
+        "current_user.role": "End-user",
+    })
+    event = to_event(body, {})
+    assert event is not None
+    assert (event.event_id, event.message.role, event.message.body) == (
+        "zd-5158-9876543210", "customer", 'Sorry, "this" was\nour fault.')
