@@ -29,3 +29,25 @@ class DeliveryError(ApologyWorkerError):
 
 class ConfigError(ApologyWorkerError):
     """A setting or routes file is invalid; the message names the variable or key."""
+
+
+class PayloadError(EventError):
+    """A helpdesk payload has a missing or malformed field: answer 422 with `issues`.
+
+    `issues` lists each problem as {"field": dotted key path, "reason": what is wrong}, so the gateway can
+    answer field by field and the helpdesk admin can fix the webhook body.
+    """
+
+    def __init__(self, source: str, issues: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.issues = [{"field": f, "reason": r} for f, r in issues]
+        detail = "; ".join(f"{f}: {r}" for f, r in issues)
+        super().__init__(f"{source} payload rejected: {detail}")
+
+
+class SignatureError(ApologyWorkerError):
+    """An inbound request's signature is missing, malformed, stale or wrong: answer 401.
+
+    Deliberately not an EventError: a forged or misconfigured sender is an authentication problem, not a
+    payload one, and must never be answered 422 with details about the payload.
+    """
