@@ -13,12 +13,26 @@ import sqlite3
 import tempfile
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 _BATCH = 5000
 
 
-class PairStore:
+class Closing:
+    """`with` support for anything with a close()."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class PairStore(Closing):
     def __init__(self, directory: str | None = None) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="apology-report-", dir=directory)
         self._db = sqlite3.connect(os.path.join(self._dir.name, "store.sqlite"))
@@ -56,10 +70,3 @@ class PairStore:
     def close(self) -> None:
         self._db.close()
         self._dir.cleanup()
-
-    def __enter__(self) -> PairStore:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

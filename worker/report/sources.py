@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 
 from pydantic import ValidationError
 
@@ -19,7 +18,7 @@ from worker.engine.signals.situation import CustomerReading
 from worker.exports import ExportFormat, read_export
 from worker.history import describe_validation_error, open_text
 from worker.models import TicketHistory, Verdict
-from worker.report._store import PairStore
+from worker.report._store import Closing, PairStore
 
 NO_TEAM = "(no team)"
 NO_WEEK = "(no date)"
@@ -91,7 +90,7 @@ def reply_facts(history: TicketHistory, policy: Policy) -> Iterator[tuple[str, R
         yield messages[i].id, ReplyFacts(team, iso_week(messages[i].created_at), after)
 
 
-class HistoryIndex:
+class HistoryIndex(Closing):
     """(ticket id, message id) -> ReplyFacts for every agent reply of the history, kept on disk."""
 
     def __init__(self, directory: str | None = None) -> None:
@@ -122,10 +121,3 @@ class HistoryIndex:
 
     def close(self) -> None:
         self._store.close()
-
-    def __enter__(self) -> HistoryIndex:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
