@@ -9,7 +9,7 @@ import gzip
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -38,9 +38,13 @@ def open_text(path: str) -> IO[str]:
 def read_history(path: str) -> Iterator[HistoryLine]:
     name = "<stdin>" if path == "-" else path
     with open_text(path) as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+        yield from parse_history_lines(fh, name)
+
+
+def parse_history_lines(lines: Iterable[str], name: str) -> Iterator[HistoryLine]:
+    """Canonical history lines from any line source, numbered from 1 for `name:line` locations."""
+    for n, line in enumerate(lines, start=1):
+        if line.strip():
             yield parse_history_line(line, f"{name}:{n}")
 
 

@@ -1,0 +1,183 @@
+"""A CSV of one message per row, grouped back into tickets in constant memory.
+
+Columns: ticket_id, message_id, role, author_id, created_at, body (required, in any order); subject,
+channel, team, tags, format, public, author_name (optional). Ticket fields are taken from the first row
+of the ticket that fills them.
+
+**Rows of one ticket must be contiguous** (as any export sorted or grouped by ticket is): a ticket is
+finished when a row of another ticket starts, so only one ticket is ever held. A ticket whose rows come
+back after other tickets is reported (when it reappears within the last `RECENT_TICKETS` tickets) and
+skipped, because its earlier rows were already handed on. Within a ticket, rows are put in
+`created_at` order (stable, so rows without a timestamp keep file order).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from worker.history import HistoryLine, describe_validation_error
+from worker.models import Author, Message, Ticket, TicketHistory
+
+CSV_REQUIRED = frozenset({"ticket_id", "message_id", "role", "author_id", "created_at", "body"})
+MAX_MESSAGES_PER_TICKET = 5000
+RECENT_TICKETS = 10_000
+_MAX_FIELD = 1_100_000  # Message.body is capped at 1,000,000 characters
+_ROLES = {
+    "agent": "agent", "admin": "agent", "staff": "agent",
+    "customer": "customer", "end-user": "customer", "end_user": "customer", "requester": "customer",
+    "user": "customer", "system": "system", "bot": "system",
+}
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+_TAG_SPLIT = re.compile(r"[,\s]+")
+
+
+@dataclass(slots=True)
+class _Group:
+    """The rows of the ticket being read."""
+
+    ticket_id: str
+    location: str
+    fields: dict[str, str] = field(default_factory=dict)
+    messages: list[Message] = field(default_factory=list)
+    reappeared: bool = False
+    overflowed: bool = False
+
+
+def read_messages_csv(lines: Iterator[str], name: str) -> Iterator[HistoryLine]:
+    csv.field_size_limit(min(sys.maxsize, _MAX_FIELD))
+    reader = csv.reader(lines)
+    try:
+        header = [h.strip().lstrip("\ufeff").lower() for h in next(reader)]
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        yield HistoryLine(f"{name}:1", None, f"unreadable CSV header ({exc})")
+        return
+    missing = CSV_REQUIRED - set(header)
+    if missing:
+        yield HistoryLine(f"{name}:1", None, f"CSV header lacks column(s) {', '.join(sorted(missing))}; "
+                                             f"required: {', '.join(sorted(CSV_REQUIRED))}")
+        return
+    group: _Group | None = None
+    recent: OrderedDict[str, None] = OrderedDict()
+    row_start = reader.line_num + 1
+    while True:
+        location = f"{name}:{row_start}"
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            yield HistoryLine(location, None, f"unreadable CSV row ({exc})")
+            row_start = reader.line_num + 1
+            continue
+        row_start = reader.line_num + 1
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            yield HistoryLine(location, None, f"{len(row)} columns where the header has {len(header)}")
+            continue
+        values = dict(zip(header, row, strict=True))
+        ticket_id = values["ticket_id"].strip()
+        if not ticket_id:
+            yield HistoryLine(location, None, "ticket_id is empty")
+            continue
+        if group is None or group.ticket_id != ticket_id:
+            if group is not None:
+                yield _finish(group)
+                _remember(recent, group.ticket_id)
+            group = _Group(ticket_id, location, reappeared=ticket_id in recent)
+        try:
+            message = _message(values)
+        except ValueError as exc:
+            yield HistoryLine(location, None, str(exc))
+            continue
+        if len(group.messages) >= MAX_MESSAGES_PER_TICKET:
+            if not group.overflowed:
+                group.overflowed = True
+                yield HistoryLine(location, None, f"ticket {ticket_id} has more than "
+                                                  f"{MAX_MESSAGES_PER_TICKET} messages; the rest are skipped")
+            continue
+        group.messages.append(message)
+        for key in ("subject", "channel", "team", "tags"):
+            if values.get(key, "").strip() and key not in group.fields:
+                group.fields[key] = values[key].strip()
+    if group is not None:
+        yield _finish(group)
+
+
+def _finish(group: _Group) -> HistoryLine:
+    if group.reappeared:
+        return HistoryLine(group.location, None,
+                           f"rows of ticket {group.ticket_id} are not contiguous (it appeared earlier in the "
+                           "file); keep one ticket's rows together, e.g. sort by ticket_id then created_at")
+    if not group.messages:
+        return HistoryLine(group.location, None, f"ticket {group.ticket_id} has no readable message")
+    ordered = _in_time_order(group.messages)
+    f = group.fields
+    try:
+        ticket = Ticket(id=group.ticket_id, subject=f.get("subject"), channel=f.get("channel"),
+                        team=f.get("team"), tags=[t for t in _TAG_SPLIT.split(f.get("tags", "")) if t])
+        return HistoryLine(group.location, TicketHistory(ticket=ticket, messages=ordered))
+    except ValidationError as exc:
+        return HistoryLine(group.location, None, describe_validation_error(exc))
+
+
+def _in_time_order(messages: list[Message]) -> list[Message]:
+    if all(m.created_at is not None for m in messages):
+        try:
+            return sorted(messages, key=lambda m: m.created_at)  # type: ignore[arg-type,return-value]
+        except TypeError:  # naive and aware timestamps mixed: keep file order
+            return messages
+    return messages
+
+
+def _message(values: dict[str, str]) -> Message:
+    """One row as a canonical message; ValueError names the column at fault."""
+    raw_role = values["role"].strip().lower()
+    role = _ROLES.get(raw_role)
+    if role is None:
+        raise ValueError(f"role {values['role']!r} is not agent, customer or system")
+    message_id = values["message_id"].strip()
+    if not message_id:
+        raise ValueError("message_id is empty")
+    data: dict[str, Any] = {"id": message_id, "role": role, "body": values["body"]}
+    author_id = values["author_id"].strip()
+    if author_id:
+        data["author"] = Author(id=author_id, name=values.get("author_name", "").strip() or None)
+    created = values["created_at"].strip()
+    if created:
+        try:
+            data["created_at"] = datetime.fromisoformat(created)
+        except ValueError:
+            raise ValueError(f"created_at {created!r} is not an ISO 8601 timestamp") from None
+    fmt = values.get("format", "").strip().lower()
+    if fmt:
+        if fmt not in ("text", "html"):
+            raise ValueError(f"format {fmt!r} is not text or html")
+        data["format"] = fmt
+    public = values.get("public", "").strip().lower()
+    if public:
+        if public not in _TRUE | _FALSE:
+            raise ValueError(f"public {public!r} is not true or false")
+        data["public"] = public in _TRUE
+    try:
+        return Message.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(exc)) from None
+
+
+def _remember(recent: OrderedDict[str, None], ticket_id: str) -> None:
+    recent[ticket_id] = None
+    if len(recent) > RECENT_TICKETS:
+        recent.popitem(last=False)
