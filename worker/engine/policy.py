@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from worker.engine.lexicon import Lexicon, LexiconError, compile_lexicon, merge
 from worker.engine.rules import Condition, ConditionError, compile_condition
@@ -73,13 +81,18 @@ class RuleSpec(_Strict):
     enabled: bool = True
     examples: Examples | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> RuleSpec:
-        if self.highlight not in HIGHLIGHTS:
+    @field_validator("highlight")
+    @classmethod
+    def _known_highlight(cls, value: str) -> str:
+        if value not in HIGHLIGHTS:
             raise ValueError(f"highlight must be one of {', '.join(sorted(HIGHLIGHTS))}")
-        for text in (self.message, self.suggestion or ""):
-            _check_placeholders(text)
-        return self
+        return value
+
+    @field_validator("message", "suggestion")
+    @classmethod
+    def _known_placeholders(cls, value: str | None) -> str | None:
+        _check_placeholders(value or "")
+        return value
 
 
 class RulePatch(_Strict):

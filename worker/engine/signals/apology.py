@@ -18,6 +18,9 @@ _OWN_FAILURE = re.compile(
     r"|\b(?:our|my)\s+(?!(?:policy|policies|terms|customers?|records|website\s+says|side\s+of)\b)\w+",
     re.IGNORECASE,
 )
+# "I regret to inform you that ...": what follows is the news, not the failure apologised for.
+_BAD_NEWS = re.compile(r"(?:\w+\s+)?regret\s+to\s+(?:inform|say|tell|advise|let|report)")
+_SELF_BLAME = re.compile(r"my\s+bad|mea\s+culpa")
 _VOCATIVE = re.compile(r"\s*,?\s*(?:[A-Z][a-z]+|@\w+)(?:\s+[A-Z][a-z]+)?\s*(?=[,!.:;]|\s+[^\w\s])")
 _LATE_COMMA = re.compile(r"(?<=\w)[^\w\n]*,")
 _OPENERS = re.compile(r"^\W*(?:(?:oh|oops|ah|um|hmm|hi|hey|hello|and|but|so)\b\W*){0,2}(?:\w+\W*)?$", re.I)
@@ -63,11 +66,15 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
         s_start, s_end = doc.sentence(start)
         if _negated(text, start, stop, s_start, s_end, lex):
             continue
+        cue = text[start:stop].lower()
         obj = _object(text, stop, s_end, lex)
         if _is_pardon(text, start, stop, s_start, s_end, obj, lex):
             continue
+        if _SELF_BLAME.match(cue) and not _WORD.search(obj):
+            obj = text[stop:s_end]  # "my bad, I sent you the wrong link": the clause after is the object
         words = _WORD.findall(obj.lower())
-        content = [w for w in words if _stem(w) not in lex.generic_words]
+        bad_news = bool(_BAD_NEWS.match(text[start:stop + 40].lower()))
+        content = [] if bad_news else [w for w in words if _stem(w) not in lex.generic_words]
         own = bool(_OWN_FAILURE.search(obj))
         end = stop + len(obj.rstrip(" \t\n,.!?;:-\"'"))
         found.append(ApologyExpression(start, max(end, stop), specific=bool(content), responsibility=own))

@@ -21,6 +21,7 @@ _OTHER_WEIGHT = 0.3  # a question alone says little when a failure is also menti
 _MAX_SENTIMENT_CHARS = 400  # VADER is linear in words; the opening and the close carry the mood
 _UPPER_WORD = re.compile(r"\b[A-Z]{3,}\b")
 _WORDS = re.compile(r"\b[A-Za-z]{2,}\b")
+_TOKENS = re.compile(r"[a-z']+|[:;=][-']?[()/\\|dp]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,22 @@ class CustomerReading:
 @lru_cache(maxsize=1)
 def _analyzer() -> SentimentIntensityAnalyzer:
     return SentimentIntensityAnalyzer()
+
+
+@lru_cache(maxsize=1)
+def _negative_vocabulary() -> frozenset[str]:
+    """Words VADER scores below zero, plus the negators that can turn a positive word negative."""
+    lexicon = _analyzer().lexicon
+    return frozenset(w for w, v in lexicon.items() if float(v) < 0) | {"not", "no", "never", "nor", "none"}
+
+
+def _compound(sample: str) -> float:
+    """VADER's compound score; skipped (0.0 is all it could add here) when nothing in the text is negative."""
+    words = _TOKENS.findall(sample.lower())
+    vocabulary = _negative_vocabulary()
+    if not any(w in vocabulary or w.endswith("n't") for w in words):
+        return 0.0
+    return float(_analyzer().polarity_scores(sample)["compound"])
 
 
 def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
@@ -71,7 +88,7 @@ def _frustration(doc: Prepared, lex: Lexicon) -> float:
         return 0.0
     if len(sample) > _MAX_SENTIMENT_CHARS:
         sample = sample[:_MAX_SENTIMENT_CHARS // 2] + " " + sample[-_MAX_SENTIMENT_CHARS // 2:]
-    compound = float(_analyzer().polarity_scores(sample)["compound"])
+    compound = _compound(sample)
     negativity = max(0.0, -compound)
     cues = min(4, len(lex.find("frustration_cues", doc)))
     words = len(_WORDS.findall(sample))

@@ -1,0 +1,135 @@
+"""Policy files: every shipped one passes its own examples; every mistake names file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PRESETS, ROOT, agent, customer, ticket
+from worker.cli import main
+from worker.engine import load_policy, review_reply
+from worker.engine.examples import run_examples
+from worker.errors import PolicyError
+
+SHIPPED = [*PRESETS, str(ROOT / "config" / "policy.yaml")]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_policy_passes_its_examples(name: str) -> None:
+    results = run_examples(load_policy(name))
+    assert results, "a shipped policy must carry examples"
+    assert [r for r in results if not r.ok] == []
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+RULE = """\
+name: t
+rules:
+  - id: generic
+    severity: warning
+    when: {apology: generic}
+    message: "generic: {excerpt}"
+"""
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: t\nrules:\n  - id: x\n    when: {apology: [\n")
+    with pytest.raises(PolicyError, match=rf"{path}:\d+: not valid YAML"):
+        load_policy(path)
+
+
+@pytest.mark.parametrize(("bad", "line", "key"), [
+    ("    when: {apology: generik}\n", 5, "rules.0.when.apology"),
+    ("    when: {apologee: generic}\n", 5, "rules.0.when.apologee"),
+    ("    when: {frustration: {gte: high}}\n", 5, "rules.0.when.frustration.gte"),
+    ("    when: {blame: yes please}\n", 5, "rules.0.when.blame"),
+])
+def test_bad_condition_names_line_and_key(tmp_path: Path, bad: str, line: int, key: str) -> None:
+    path = write(tmp_path, RULE.replace("    when: {apology: generic}\n", bad))
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    assert str(err.value).startswith(f"{path}:{line}: {key}:")
+
+
+def test_bad_severity_names_line_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, RULE.replace("severity: warning", "severity: urgent"))
+    with pytest.raises(PolicyError, match=rf"{path}:4: rules\.0\.severity:"):
+        load_policy(path)
+
+
+def test_unknown_placeholder_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, RULE.replace("{excerpt}", "{exerpt}"))
+    with pytest.raises(PolicyError, match=r"rules\.0\.message.*unknown placeholder \{exerpt\}"):
+        load_policy(path)
+
+
+def test_unknown_top_level_key_is_rejected_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, RULE + "colour: blue\n")
+    with pytest.raises(PolicyError, match=rf"{path}:7: colour:"):
+        load_policy(path)
+
+
+def test_bad_lexicon_pattern_names_the_entry(tmp_path: Path) -> None:
+    path = write(tmp_path, RULE + "lexicon:\n  blame:\n    patterns: ['(unclosed']\n")
+    with pytest.raises(PolicyError, match=r"lexicon\.blame\.patterns\[\d+\].*not a valid regular expression"):
+        load_policy(path)
+
+
+def test_policy_test_fails_on_a_broken_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, RULE + "    examples:\n      flag: [\"Your order ships today.\"]\n"
+                                  "      pass: [\"Sorry for any inconvenience.\"]\n")
+    assert main(["policy", "test", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL generic: flag[0]" in out and "FAIL generic: pass[0]" in out
+    assert "0 passed, 2 failed" in out
+
+
+def test_policy_check_reports_a_clear_error_and_exit_code(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, RULE.replace("severity: warning", "severity: urgent"))
+    assert main(["policy", "check", str(path)]) == 2
+    assert f"{path}:4: rules.0.severity" in capsys.readouterr().err
+
+
+def test_version_is_a_content_hash(tmp_path: Path) -> None:
+    a = load_policy(write(tmp_path, RULE))
+    b = load_policy(write(tmp_path, RULE.replace("generic: ", "vague: ")))
+    assert a.version.startswith("sha256:") and a.version != b.version
+    assert load_policy(write(tmp_path, RULE)).version == a.version
+
+
+def test_override_by_tag_changes_severity_and_is_named(tmp_path: Path) -> None:
+    policy = load_policy(ROOT / "config" / "policy.yaml")
+    earlier = [customer("My parcel is late.")]
+    vip = review_reply(agent("Sorry for any inconvenience."), earlier, ticket(tags=["vip"]), policy)
+    plain = review_reply(agent("Sorry for any inconvenience."), earlier, ticket(), policy)
+    assert vip.policy.override == "vip" and plain.policy.override is None
+    assert {f.rule: f.severity for f in vip.findings}["generic-apology"] == "critical"
+    assert {f.rule: f.severity for f in plain.findings}["generic-apology"] == "warning"
+    assert vip.action == "escalate" and plain.action == "annotate"
+
+
+def test_exemption_marker_skips_named_rules() -> None:
+    policy = load_policy("liability-aware")
+    earlier = [customer("You charged me twice.")]
+    flagged = review_reply(agent("This was our mistake. I've refunded you."), earlier, ticket(), policy)
+    exempt = review_reply(agent("This was our mistake. I've refunded you. [legal-approved]"), earlier,
+                          ticket(), policy)
+    assert "liability-admission" in {f.rule for f in flagged.findings}
+    assert "liability-admission" not in {f.rule for f in exempt.findings}
+
+
+def test_extends_merges_rules_by_id(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: child\nextends: liability-aware\nrules:\n"
+                           "  - id: generic-apology\n    severity: critical\n    when: {apology: generic}\n"
+                           "    message: vague\n")
+    policy = load_policy(path)
+    ids = [r.id for r in policy.base.rules]
+    assert ids.count("generic-apology") == 1 and "blame" in ids
+    assert next(r for r in policy.base.rules if r.id == "generic-apology").severity == "critical"

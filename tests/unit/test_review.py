@@ -1,0 +1,118 @@
+"""The verdict: its shape, its spans, its context, and the `review` and `schema` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import ROOT, agent, customer, ticket
+from worker.cli import main
+from worker.engine import Policy, review_history, review_reply
+from worker.models import TicketHistory, Verdict
+
+EXAMPLE = ROOT / "config" / "examples" / "tickets.jsonl"
+
+
+def test_verdict_carries_context_signals_and_located_findings(policy: Policy) -> None:
+    body = "Hi Dana,\n\nSorry for any inconvenience. Please send a photo.\n\nBest regards,\nSam"
+    v = review_reply(agent(body, minutes=41), [customer("My blender arrived cracked!!", minutes=0)],
+                     ticket(), policy)
+    assert v.context.incident == "defect" and v.context.customer_message_id == "c1"
+    assert v.signals.apology == "generic" and v.signals.response_minutes == 41.0
+    finding = next(f for f in v.findings if f.rule == "generic-apology")
+    assert body[finding.span[0]:finding.span[1]] == finding.excerpt == "Sorry for any inconvenience"
+    assert finding.suggestion and "sorry" in finding.suggestion.lower()
+    assert v.policy.name == "liability-aware" and v.policy.version.startswith("sha256:")
+    assert v.action == "annotate" and 0 <= v.score < 100
+
+
+def test_html_finding_spans_point_into_the_raw_html(policy: Policy) -> None:
+    body = "<p>Hi,</p><p>Sorry for <b>any</b> inconvenience.</p>"
+    v = review_reply(agent(body, fmt="html"), [customer("It broke.")], ticket(), policy)
+    finding = next(f for f in v.findings if f.rule == "generic-apology")
+    assert finding.excerpt == body[finding.span[0]:finding.span[1]] == "Sorry for <b>any</b> inconvenience"
+
+
+def test_response_minutes_counts_from_the_first_unanswered_customer_message(policy: Policy) -> None:
+    earlier = [customer("Hello?", "c1", minutes=0), agent("Hi!", "a0", minutes=5),
+               customer("Still broken", "c2", minutes=60), customer("Anyone?", "c3", minutes=90)]
+    v = review_reply(agent("Sorry for the wait.", "a1", minutes=100), earlier, ticket(), policy)
+    assert v.signals.response_minutes == 40.0
+    assert v.context.customer_message_id == "c3"
+
+
+def test_review_history_judges_each_public_agent_reply_on_what_came_before(policy: Policy) -> None:
+    history = TicketHistory(ticket=ticket(), messages=[
+        customer("My order is late!", "c1", 0), agent("Internal: chase depot", "n1", 2, public=False),
+        agent("I'm sorry your order is late. It ships today.", "a1", 5),
+        customer("Thanks!", "c2", 10), agent("You're welcome.", "a2", 12)])
+    verdicts = list(review_history(history, policy))
+    assert [v.message_id for v in verdicts] == ["a1", "a2"]
+    assert verdicts[0].context.customer_message_id == "c1"
+    assert verdicts[1].context.customer_message_id == "c2"
+
+
+def test_separate_conversations_never_share_context(policy: Policy) -> None:
+    angry = review_reply(agent("Your order ships today."), [customer("THIRD TIME!!! Unacceptable.")],
+                         ticket(id="A"), policy)
+    calm = review_reply(agent("Your order ships today."), [], ticket(id="B"), policy)
+    assert angry.context.frustration > calm.context.frustration == 0.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=st.text(max_size=400), fmt=st.sampled_from(["text", "html"]), said=st.text(max_size=200))
+def test_engine_never_raises_and_spans_equal_excerpts(policy: Policy, body: str, fmt: str, said: str) -> None:
+    v = review_reply(agent(body, fmt=fmt), [customer(said)], ticket(), policy)
+    assert isinstance(v, Verdict)
+    for f in v.findings:
+        assert 0 <= f.span[0] <= f.span[1] <= len(body)
+        assert body[f.span[0]:f.span[1]] == f.excerpt
+
+
+def test_review_cli_jsonl_prints_one_verdict_per_reply(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["review", str(EXAMPLE), "--format", "jsonl"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    replies = sum(1 for line in EXAMPLE.read_text().splitlines()
+                  for m in json.loads(line)["messages"] if m["role"] == "agent")
+    assert len(lines) == replies
+    for line in lines:
+        Verdict.model_validate_json(line)
+
+
+def test_review_cli_text_report_and_fail_on(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["review", str(EXAMPLE), "--fail-on", "critical"]) == 1
+    out = capsys.readouterr().out
+    assert "generic-apology" in out and "replies reviewed under liability-aware" in out
+    assert main(["review", str(EXAMPLE), "--policy", "empathy-first"]) == 0
+
+
+def test_review_cli_names_a_malformed_line_and_reviews_the_rest(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    good = EXAMPLE.read_text().splitlines()[0]
+    path = tmp_path / "h.jsonl"
+    path.write_text(f'{good}\n{{"ticket": {{}}}}\nnot json\n{good}\n')
+    assert main(["review", str(path), "--format", "jsonl"]) == 3
+    captured = capsys.readouterr()
+    assert f"{path}:2: skipped:" in captured.err and f"{path}:3: skipped: not valid JSON" in captured.err
+    assert len(captured.out.splitlines()) == 2
+
+
+def test_review_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+    import sys
+
+    data = EXAMPLE.read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    assert main(["review", "-", "--format", "jsonl"]) == 0
+    assert capsys.readouterr().out.count('"ticket_id"') >= 5
+
+
+@pytest.mark.parametrize("name", ["event", "history", "verdict", "policy"])
+def test_schema_command_prints_json_schema(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", name]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["type"] == "object" and schema["properties"]

@@ -1,0 +1,118 @@
+"""Each signal read from real-world phrasing, with the near misses that must not count."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import agent, customer, ticket
+from worker.engine import Policy, review_reply
+from worker.models import Verdict
+
+
+def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text") -> Verdict:
+    earlier = [customer(said)] if said else []
+    return review_reply(agent(reply, fmt=fmt), earlier, ticket(), policy)
+
+
+@pytest.mark.parametrize(("reply", "kind", "count"), [
+    ("I'm so sorry your blender arrived cracked.", "specific", 1),
+    ("Sorry for any inconvenience.", "generic", 1),
+    ("We apologise for the trouble this may have caused.", "generic", 1),
+    ("Apologies for the delay with your refund.", "specific", 1),
+    ("Sorry to hear that! DM us and we'll take a look. ^JS", "generic", 1),
+    ("Sorry, but we can't extend that.", "generic", 1),
+    ("I regret to inform you that the decision stands.", "generic", 1),
+    ("my bad, I sent you the wrong link", "specific", 1),
+    ("I\u2019m sorry about the trouble signing in.", "specific", 1),
+    ("SO sorry! Really sorry about the delay. Apologies again, and sorry for the wait.", "specific", 4),
+    ("We can't apologise enough for the mix-up with your booking.", "specific", 1),
+    ("Sorry Dev, but orders can take up to 14 days.", "generic", 1),
+    ("Sorry, which order was that?", "none", 0),
+    ("sorry, could you send the order number?", "none", 0),
+    ("Sorry?", "none", 0),
+    ("I'm not sorry for enforcing the rules.", "none", 0),
+    ("No need to apologise! Your refund is on its way.", "none", 0),
+    ("You don't need to be sorry at all.", "none", 0),
+    ("Unfortunately we can't refund opened items, I'm afraid.", "none", 0),
+    ('You said "sorry isn\'t good enough" and I hear you.', "none", 0),
+])
+def test_apology_kind_and_count(policy: Policy, reply: str, kind: str, count: int) -> None:
+    signals = judge(policy, reply).signals
+    assert (signals.apology, signals.apology_count) == (kind, count)
+
+
+@pytest.mark.parametrize(("reply", "said", "stance"), [
+    ("I'm sorry this happened to you.", "My parcel is late.", "empathy"),
+    ("I'm sorry we sent the wrong size.", "You sent the wrong size.", "responsibility"),
+    ("Sorry for the inconvenience.", None, "empathy"),
+    ("Sorry for the delay on our side.", None, "responsibility"),
+    ("I'm sorry the storm delayed your parcel; the courier resumes tomorrow.", "Storm delayed my parcel",
+     "empathy"),
+])
+def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: str) -> None:
+    assert judge(policy, reply, said).signals.apology_stance == stance
+
+
+@pytest.mark.parametrize(("signal", "reply", "expected"), [
+    ("liability_admission", "This was entirely our mistake.", True),
+    ("liability_admission", "That was an oversight on our part.", True),
+    ("liability_admission", "We got this wrong, and I've fixed it.", True),
+    ("liability_admission", "This was not our mistake; the courier lost it.", False),
+    ("liability_admission", "We're aware of an outage affecting the app.", False),
+    ("blame", "As I already explained, you should have read the size guide.", True),
+    ("blame", "That's not our fault.", True),
+    ("blame", "Per my last email, the fee stands.", True),
+    ("blame", "It's not your fault at all, these things happen.", False),
+    ("blame", "The card you entered had expired, so the payment didn't go through.", False),
+    ("empathy", "I understand how frustrating this must be.", True),
+    ("empathy", "That's not the experience we want for you.", True),
+    ("empathy", "Four hours at the gate with no updates is rubbish.", True),
+    ("empathy", "We understand you want a refund.", False),
+    ("empathy", "Sorry to hear that.", False),
+    ("solution", "I've issued a full refund.", True),
+    ("solution", "Please DM us your order number.", True),
+    ("solution", "A replacement ships tomorrow.", True),
+    ("solution", "Follow the steps here: https://example.com/reset", True),
+    ("solution", "Could you send me a screenshot of the error?", False),
+    ("solution", "Our policy allows returns within 30 days: https://example.com/policy", False),
+    ("prevention", "I've shared your feedback with our warehouse team so this doesn't happen again.", True),
+    ("prevention", "We're adding extra checks to our release process.", True),
+    ("prevention", "I've passed this to the team that can fix it.", False),
+])
+def test_reply_signals(policy: Policy, signal: str, reply: str, expected: bool) -> None:
+    assert getattr(judge(policy, reply).signals, signal) is expected
+
+
+@pytest.mark.parametrize(("said", "incident"), [
+    ("My blender arrived with a cracked jug.", "defect"),
+    ("I can't log in to the app since the update.", "defect"),
+    ("My order still hasn't arrived after two weeks.", "delay"),
+    ("You charged my card twice for the same order.", "billing"),
+    ("Your agent was really rude to me and hung up.", "staff_conduct"),
+    ("Your website said free returns but now you charge me a fee.", "misinformation"),
+    ("The snowstorm cancelled my flight.", "beyond_control"),
+    ("Someone used my card without permission, there are payments I didn't make.", "beyond_control"),
+    ("Do you ship to Norway?", "other"),
+    ("Thanks so much, that worked!", "none"),
+])
+def test_incident(policy: Policy, said: str, incident: str) -> None:
+    assert judge(policy, "Thanks for your message.", said).context.incident == incident
+
+
+@pytest.mark.parametrize(("said", "legal"), [
+    ("I'm speaking to my lawyer about this.", True),
+    ("I will take you to small claims court.", True),
+    ("I've reported you to Ofcom.", True),
+    ("The kettle burned my hand.", True),
+    ("This should be illegal, honestly.", False),
+    ("Highway robbery, these prices.", False),
+])
+def test_legal_risk(policy: Policy, said: str, legal: bool) -> None:
+    assert judge(policy, "Thanks.", said).context.legal_risk is legal
+
+
+def test_frustration_rises_with_anger(policy: Policy) -> None:
+    calm = judge(policy, "Thanks.", "Hi, could you tell me when my order will ship? Thanks!").context.frustration
+    angry = judge(policy, "Thanks.", "THIS IS THE THIRD TIME I'M ASKING!!! Absolutely unacceptable, "
+                                     "worst service ever.").context.frustration
+    assert 0.0 <= calm < 0.3 < 0.7 <= angry <= 1.0

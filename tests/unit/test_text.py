@@ -1,0 +1,64 @@
+"""What the engine reads of a body: visible text, blanked quotes and signatures, offsets back to the body."""
+
+from __future__ import annotations
+
+from worker.engine.text import prepare
+
+
+def test_plain_text_keeps_offsets_and_folds_typographic_apostrophes() -> None:
+    body = "I\u2019m sorry your parcel is late."
+    doc = prepare(body)
+    assert len(doc.text) == len(body)
+    assert doc.text.startswith("I'm sorry")
+    start = doc.text.index("sorry")
+    assert doc.span(start, start + 5) == (start, start + 5)
+
+
+def test_html_spans_map_back_to_the_raw_body_through_tags_and_entities() -> None:
+    body = "<p>Hi Dana,</p><p>I&rsquo;m <b>so sorry</b> your blender arrived cracked.</p>"
+    doc = prepare(body, "html")
+    assert "I'm so sorry your blender" in doc.text
+    start = doc.text.index("so sorry")
+    b_start, b_end = doc.span(start, start + len("so sorry"))
+    assert body[b_start:b_end] == "so sorry"
+    i_start = doc.text.index("I'm")
+    assert body[doc.span(i_start, i_start + 3)[0]:doc.span(i_start, i_start + 3)[1]] == "I&rsquo;m"
+
+
+def test_html_blockquotes_and_gmail_quotes_are_not_read() -> None:
+    body = ('<div>Your refund is on its way.</div><div class="gmail_quote">On Mon, Dana wrote:'
+            "<blockquote>I'm sorry to bother you</blockquote></div>")
+    doc = prepare(body, "html")
+    assert "refund is on its way" in doc.text
+    assert "sorry" not in doc.text
+
+
+def test_quoted_earlier_email_and_signature_are_blanked_in_place() -> None:
+    body = ("Hi Dana,\n\nYour replacement ships today.\n\nBest regards,\nSam\nAcme Support\n\n"
+            "On Tue, 18 Nov 2026 at 09:12, Dana Lee <dana@example.com> wrote:\n> I'm sorry to be a pain.\n")
+    doc = prepare(body)
+    assert len(doc.text) == len(body)
+    assert "replacement ships today" in doc.text
+    assert "sorry" not in doc.text
+    assert "Acme Support" not in doc.text
+
+
+def test_single_line_reply_is_never_blanked() -> None:
+    body = "Thanks, and sorry again for the wait on your order."
+    assert prepare(body).text == body
+
+
+def test_quoted_phrases_are_not_the_agents_words() -> None:
+    doc = prepare('You wrote "sorry is not enough", and I hear you.')
+    assert "sorry" not in doc.text
+    assert "I hear you" in doc.text
+
+
+def test_greater_than_quoted_lines_are_blanked() -> None:
+    doc = prepare("> I'm sorry to bother you\nYour order ships today.")
+    assert "sorry" not in doc.text
+
+
+def test_sentences_split_on_punctuation_and_line_breaks() -> None:
+    doc = prepare("First one. Second one!\nThird")
+    assert [doc.text[a:b].strip() for a, b in doc.sentences()] == ["First one.", "Second one!", "Third"]
