@@ -38,6 +38,10 @@ _MAIL_CUES = re.compile(
     r"all the best|disclaimer|confidential)",
     re.IGNORECASE | re.MULTILINE,
 )
+_MAIL_PARSER_MAX_CHARS = 20_000
+_MAIL_PARSER_MAX_LINES = 300
+_REPLY_HEADER = re.compile(r"^[ \t]*(?:on\b[^\n]{0,200}\bwrote:|from:[^\n]*\n[ \t]*(?:sent|date):|-{3,}\s*original message)",
+                           re.IGNORECASE | re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?]+(?=[\s\"')\]]|$)|\n\s*\n|\n(?=\s*(?:[-*\u2022]|\d+[.)])\s)|\n")
 
 _BLOCK_TAGS = frozenset({
@@ -132,6 +136,8 @@ def _cut_quoted_reply_and_signature(text: str) -> str:
     """
     if text.count("\n") < 1 or not _MAIL_CUES.search(text):
         return text
+    if len(text) > _MAIL_PARSER_MAX_CHARS or text.count("\n") > _MAIL_PARSER_MAX_LINES:
+        return _cut_at_reply_header(text)  # the library's regexes are super-linear on huge inputs
     message = EmailMessage(text=text, languages=["en"], keep_hyphen_lists=True).read()
     if not message.replies:
         return text
@@ -148,6 +154,14 @@ def _cut_quoted_reply_and_signature(text: str) -> str:
         return text  # never blank the opening line: a one-line reply is all reply
     offset = sum(len(line) + 1 for line in lines[:line_no])
     return text[:offset] + _spaces(text[offset:])
+
+
+def _cut_at_reply_header(text: str) -> str:
+    """For inputs too large for the library: blank from the first "On ... wrote:" / "From:" header line."""
+    m = _REPLY_HEADER.search(text)
+    if m is None or m.start() == 0:
+        return text
+    return text[:m.start()] + _spaces(text[m.start():])
 
 
 def _first_reply_end(normalised: str, content: str, signature: str, has_quote: bool) -> int | None:
@@ -191,6 +205,8 @@ class _OffsetHTMLParser(HTMLParser):
     def _emit(self, text: str, start: int, end: int) -> None:
         if self.skip_depth:
             return
+        if text == "\n" and self.chars and self.chars[-1] == "\n" and len(self.chars) > 1 and self.chars[-2] == "\n":
+            return  # a wall of empty block tags is one paragraph break, not thousands of lines
         if self.mask_depth:
             text = _spaces(text)
         for c in text:

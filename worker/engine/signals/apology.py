@@ -48,6 +48,7 @@ class ApologyReading:
         return [(e.start, e.end) for e in self.expressions if not (generic_only and e.specific)]
 
 
+MAX_EXPRESSIONS = 100
 # Failures that are the company's by their nature: a specific apology for one implies responsibility.
 COMPANY_FAILURES = frozenset({"defect", "staff_conduct", "misinformation"})
 
@@ -63,6 +64,8 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
     text = doc.text
     found: list[ApologyExpression] = []
     for start, stop in lex.find("apology", doc):
+        if len(found) >= MAX_EXPRESSIONS:
+            break  # a reply that apologises a hundred times is over-apologising already
         s_start, s_end = doc.sentence(start)
         if _negated(text, start, stop, s_start, s_end, lex):
             continue
