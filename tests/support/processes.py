@@ -133,3 +133,19 @@ def python_env(**extra: str) -> dict[str, str]:
 
 def venv_bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
+
+
+@contextmanager
+def celery_worker(env: dict[str, str], *, concurrency: int = 2, pool: str = "prefork",
+                  extra: Sequence[str] = (), name: str = "worker1", cwd: str | Path | None = None,
+                  timeout: float = 60.0) -> Iterator[Proc]:
+    """A real `celery -A worker.app worker` subprocess, ready once it prints its "ready." line."""
+    args = [venv_bin("celery"), "-A", "worker.app", "worker", "--loglevel", "INFO", "--pool", pool,
+            "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--without-gossip",
+            "--without-mingle", *extra]
+    proc = spawn(args, env=python_env(**env), cwd=cwd or Path(__file__).resolve().parents[2])
+    try:
+        proc.wait_for_line("ready.", timeout=timeout)
+        yield proc
+    finally:
+        proc.stop(signal.SIGTERM)
