@@ -65,3 +65,16 @@ def deps(cfg: Settings, send_delivery: Callable[[dict[str, Any]], None],
 
     return Deps(stores(cfg, client), load_policy(cfg.policy or os.environ.get("APOLOGY_POLICY")),
                 router(cfg), send_delivery, http_client, limits(cfg))
+
+
+def send_event(payload: Any) -> None:
+    """Enqueue one event for handle_event (by task name: producers need not import the tasks)."""
+    from worker.app import app
+
+    app.send_task(HANDLE_EVENT, args=[payload])
+
+
+def send_delivery(job: dict[str, Any]) -> None:
+    from worker.app import app
+
+    app.send_task(DELIVER, args=[job])

@@ -28,7 +28,7 @@ from worker.engine import Policy, review_reply, reviewable
 from worker.engine.review import CustomerCache
 from worker.errors import ConfigError, EventError
 from worker.history import describe_validation_error
-from worker.models import Message, TicketEvent, Verdict
+from worker.models import Message, TicketEvent, TicketHistory, Verdict
 from worker.routing import Router
 from worker.stores import Stores, new_token, timestamp
 from worker.targets.base import delivery_id
@@ -285,3 +285,13 @@ def _time(message: Message | None, event: TicketEvent, now: float) -> float:
         return message.created_at.timestamp()
     occurred: datetime | None = event.occurred_at
     return occurred.timestamp() if occurred is not None else now
+
+
+def history_events(history: TicketHistory, source: str = "history") -> list[TicketEvent]:
+    """A history line as one canonical event per message, in order; ids derive from ticket and message.
+
+    Sending the same file twice therefore yields the same event ids, which deduplication drops.
+    """
+    return [TicketEvent(event_id=f"{history.ticket.id}/{m.id}", source=source, type="message.created",
+                        occurred_at=m.created_at, ticket=history.ticket, message=m)
+            for m in history.messages]

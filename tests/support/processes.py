@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,3 +149,14 @@ def celery_worker(env: dict[str, str], *, concurrency: int = 2, pool: str = "pre
         yield proc
     finally:
         proc.stop(signal.SIGTERM)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05,
+               what: str = "condition") -> None:
+    """Check `condition` until it holds or the deadline passes (for state only another process changes)."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} not met within {timeout}s")
+        pause.wait(interval)
