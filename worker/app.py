@@ -66,8 +66,8 @@ def create_app(cfg: Settings) -> Celery:
         worker_soft_shutdown_timeout=10.0,
         worker_enable_soft_shutdown_on_idle=True,
         # Task events for Flower and `celery events`; sent events so queued tasks show up too.
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        worker_send_task_events=cfg.task_events,
+        task_send_sent_event=cfg.task_events,
         # Our logs are structlog JSON; Celery must not replace the root handler.
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,

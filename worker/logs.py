@@ -96,7 +96,9 @@ def configure(log_format: str | None = None, level: str = "INFO") -> None:
                            else structlog.processors.JSONRenderer())
     shared = _processors()
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Filter first: a line below the level costs nothing (no redaction, no rendering).
+        processors=[structlog.stdlib.filter_by_level, *shared,
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -113,6 +115,8 @@ def configure(log_format: str | None = None, level: str = "INFO") -> None:
     # httpx logs every request at INFO with its full URL; our delivery lines say what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # The worker's "ready." line is what supervisors and tests wait for, whatever the level.
+    logging.getLogger("celery.apps.worker").setLevel(min(logging.INFO, root.level))
 
 
 def get_logger(name: str) -> Any:

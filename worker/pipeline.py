@@ -156,49 +156,44 @@ def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int
 
     message, ticket = event.message, event.ticket
     logs.bind(event_id=f"{event.source}:{event.event_id}", ticket_id=ticket.id, message_id=message.id)
-    stores = deps.stores
+    stores, limits = deps.stores, deps.limits
     token = new_token()
-    claim = stores.claim_event(event.source, event.event_id, token)
-    if claim == "done":
-        stores.drop_pending(ticket.id, [message.id])
+    judge = reviewable(message, deps.policy)
+    fallback = _time(None, event, time.time())
+    wait_before = (message.created_at.timestamp()
+                   if judge and message.created_at is not None and attempt < limits.order_wait_attempts
+                   else None)
+    taken = stores.take_event(event.source, event.event_id, ticket.id, [*event.history, message], token,
+                              wait_before=wait_before, finish=not judge, default_time=fallback)
+    if taken.status == "done":
         metrics.EVENTS.labels("duplicate").inc()
         log.info("duplicate event skipped")
         return EventOutcome("duplicate")
-    if claim == "busy":
+    if taken.status == "busy":
         log.info("event is being handled by another worker; checking again later")
         return EventOutcome("busy", retry_in=BUSY_RETRY_SECONDS)
-
+    if taken.status == "wait":
+        delay = min(limits.order_wait_first * (2 ** attempt), limits.order_wait_max)
+        log.info("reply waits for earlier messages of its ticket", waiting=taken.waiting,
+                 attempt=attempt, retry_in=delay)
+        return EventOutcome("waiting", retry_in=delay)
+    if not judge:
+        metrics.EVENTS.labels("remembered").inc()
+        return EventOutcome("remembered")
     try:
-        return _handle_claimed(event, deps, attempt, token)
+        return _judge(event, taken.conversation, deps, attempt, token, fallback)
     except BaseException:
         stores.finish_event(event.source, event.event_id, token, done=False)
         raise
 
 
-def _handle_claimed(event: TicketEvent, deps: Deps, attempt: int, token: str) -> EventOutcome:
-    message, ticket, stores, limits = event.message, event.ticket, deps.stores, deps.limits
-    fallback = _time(None, event, time.time())
-    judge = reviewable(message, deps.policy)
-    wait_before = (message.created_at.timestamp()
-                   if judge and message.created_at is not None and attempt < limits.order_wait_attempts
-                   else None)
-    remembered = stores.remember(ticket.id, [*event.history, message], default_time=fallback,
-                                 wait_before=wait_before)
-    if remembered.waiting:
-        stores.finish_event(event.source, event.event_id, token, done=False)
-        delay = min(limits.order_wait_first * (2 ** attempt), limits.order_wait_max)
-        log.info("reply waits for earlier messages of its ticket", waiting=remembered.waiting,
-                 attempt=attempt, retry_in=delay)
-        return EventOutcome("waiting", retry_in=delay)
-    if judge and attempt >= limits.order_wait_attempts and stores.pending(ticket.id):
+def _judge(event: TicketEvent, conversation: list[Message], deps: Deps, attempt: int, token: str,
+           fallback: float) -> EventOutcome:
+    message, ticket, stores = event.message, event.ticket, deps.stores
+    if attempt >= deps.limits.order_wait_attempts and stores.pending(ticket.id):
         log.warning("judging a reply although earlier messages of its ticket are still queued",
                     attempts=attempt)
-    if not judge:
-        stores.finish_event(event.source, event.event_id, token)
-        metrics.EVENTS.labels("remembered").inc()
-        return EventOutcome("remembered")
-
-    earlier = context_for(message, remembered.conversation, event.history, fallback)
+    earlier = context_for(message, conversation, event.history, fallback)
     started = time.perf_counter()
     verdict = review_reply(message, earlier, ticket, deps.policy, deps.cache)
     metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started)

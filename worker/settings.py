@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     worker_prefetch_multiplier: int = Field(default=4, ge=1)
     task_soft_time_limit: int = Field(default=30, ge=1)
     task_time_limit: int = Field(default=60, ge=2)
+    task_events: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

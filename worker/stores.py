@@ -11,7 +11,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -20,15 +20,8 @@ import redis
 from worker.models import Message
 
 PREFIX = "aw:"
-Claim = Literal["new", "done", "busy"]
+Claim = Literal["new", "done", "busy", "wait"]
 DeliveryClaim = Literal["go", "delivered", "busy"]
-
-# KEYS: done, lock. ARGV: token, lock ms.
-_CLAIM = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'done' end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 'new' end
-return 'busy'
-"""
 
 # KEYS: done (or ''), lock. ARGV: token, done ttl (0: do not mark).
 _FINISH = """
@@ -37,40 +30,57 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return 1
 """
 
-# KEYS: messages hash, order zset, pending zset, pending-since zset.
-# ARGV: max kept, ttl, stale-before, wait-before ('' = no check), n, then n x (id, score, json).
-# Returns {'wait', count} when an older message of the ticket is still queued, else {'ok', json...}
-# with the ticket's whole remembered conversation in time order.
-_REMEMBER = """
-local max, ttl, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[5])
-local stale = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[3])
-if #stale > 0 then
-  redis.call('ZREM', KEYS[3], unpack(stale))
-  redis.call('ZREM', KEYS[4], unpack(stale))
+# Take an event in one round trip: deduplicate, lock, wait for order, remember, return the conversation.
+# KEYS: done, lock, messages hash, order zset, pending zset, pending-since zset.
+# ARGV: token, lock ms, done ttl (> 0: mark done now, nothing left to do after remembering), max kept,
+#       memory ttl, stale-before, wait-before ('' = no check), the event's message id, n,
+#       then n x (id, score, json).
+# Returns {'done'} | {'busy'} | {'wait', count} | {'new', json...} (the whole conversation, in time order).
+_TAKE = """
+local token, lock_ms, done_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local max, ttl, n = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[9])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('ZREM', KEYS[5], ARGV[8])
+  redis.call('ZREM', KEYS[6], ARGV[8])
+  return {'done'}
 end
-if ARGV[4] ~= '' then
-  local waiting = redis.call('ZCOUNT', KEYS[3], '-inf', '(' .. ARGV[4])
-  if waiting > 0 then return {'wait', tostring(waiting)} end
+if not redis.call('SET', KEYS[2], token, 'NX', 'PX', lock_ms) then return {'busy'} end
+local stale = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', ARGV[6])
+if #stale > 0 then
+  redis.call('ZREM', KEYS[5], unpack(stale))
+  redis.call('ZREM', KEYS[6], unpack(stale))
+end
+if ARGV[7] ~= '' then
+  local waiting = redis.call('ZCOUNT', KEYS[5], '-inf', '(' .. ARGV[7])
+  if waiting > 0 then
+    redis.call('DEL', KEYS[2])
+    return {'wait', tostring(waiting)}
+  end
 end
 for i = 0, n - 1 do
-  local id = ARGV[6 + i * 3]
-  redis.call('HSET', KEYS[1], id, ARGV[8 + i * 3])
-  redis.call('ZADD', KEYS[2], ARGV[7 + i * 3], id)
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('ZREM', KEYS[4], id)
+  local id = ARGV[10 + i * 3]
+  redis.call('HSET', KEYS[3], id, ARGV[12 + i * 3])
+  redis.call('ZADD', KEYS[4], ARGV[11 + i * 3], id)
+  redis.call('ZREM', KEYS[5], id)
+  redis.call('ZREM', KEYS[6], id)
 end
-local extra = redis.call('ZCARD', KEYS[2]) - max
+local extra = redis.call('ZCARD', KEYS[4]) - max
 if extra > 0 then
-  local old = redis.call('ZRANGE', KEYS[2], 0, extra - 1)
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1)
-  redis.call('HDEL', KEYS[1], unpack(old))
+  local old = redis.call('ZRANGE', KEYS[4], 0, extra - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, extra - 1)
+  redis.call('HDEL', KEYS[3], unpack(old))
 end
-redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('EXPIRE', KEYS[2], ttl)
-local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
-local out = {'ok'}
+redis.call('EXPIRE', KEYS[3], ttl)
+redis.call('EXPIRE', KEYS[4], ttl)
+if done_ttl > 0 then
+  redis.call('SET', KEYS[1], '1', 'EX', done_ttl)
+  redis.call('DEL', KEYS[2])
+  return {'new'}
+end
+local out = {'new'}
+local ids = redis.call('ZRANGE', KEYS[4], 0, -1)
 if #ids > 0 then
-  for _, body in ipairs(redis.call('HMGET', KEYS[1], unpack(ids))) do
+  for _, body in ipairs(redis.call('HMGET', KEYS[3], unpack(ids))) do
     if body then out[#out + 1] = body end
   end
 end
@@ -86,10 +96,12 @@ return 'busy'
 
 
 @dataclass(frozen=True, slots=True)
-class Remembered:
-    """The outcome of remembering a message: the conversation, or how many older messages to wait for."""
+class Taken:
+    """What taking an event found: a duplicate, another worker on it, older messages still queued
+    (`waiting`), or a new event now remembered, with the ticket's conversation when asked for."""
 
-    conversation: list[Message]
+    status: Claim
+    conversation: list[Message] = field(default_factory=list)
     waiting: int = 0
 
 
@@ -127,17 +139,36 @@ class Stores:
         self.delivered_ttl = delivered_ttl
         self.payload_max = payload_max
         self.clock = clock
-        self._claim = client.register_script(_CLAIM)
+        self._take = client.register_script(_TAKE)
         self._finish = client.register_script(_FINISH)
-        self._remember = client.register_script(_REMEMBER)
         self._begin_delivery = client.register_script(_BEGIN_DELIVERY)
 
-    # -- deduplication by (source, event_id) ------------------------------------------------------------
-    def claim_event(self, source: str, event_id: str, token: str) -> Claim:
-        """'new' with a short lock held, 'done' when already handled, 'busy' when another worker has it."""
-        result = self._claim(keys=[_k("done", source, event_id), _k("lock", source, event_id)],
-                             args=[token, self.lock_ms])
-        return _text(result)  # type: ignore[return-value]
+    # -- taking an event: deduplication, per-ticket order and conversation memory in one step --------------
+    def take_event(self, source: str, event_id: str, ticket_id: str, messages: Sequence[Message], token: str,
+                   *, wait_before: float | None = None, finish: bool = False,
+                   default_time: float | None = None) -> Taken:
+        """Deduplicate by (source, event_id) and remember the event's messages, in one round trip.
+
+        'done': handled before (its pending entry is dropped). 'busy': another worker holds it. 'wait':
+        with `wait_before`, a message of the ticket created before that time is still queued; nothing was
+        remembered. 'new': remembered, the lock held until `finish_event`, and the ticket's conversation
+        returned; with `finish=True` (nothing else to do for this event) marked done at once instead.
+        The last message is the event's own.
+        """
+        fallback = self.clock() if default_time is None else default_time
+        args: list[Any] = [token, self.lock_ms, self.dedup_ttl if finish else 0, self.memory_messages,
+                           self.memory_ttl, self.clock() - self.pending_stale,
+                           "" if wait_before is None else repr(wait_before),
+                           messages[-1].id if messages else "", len(messages)]
+        for m in messages:
+            args += [m.id, repr(timestamp(m.created_at, fallback)), m.model_dump_json()]
+        keys = [_k("done", source, event_id), _k("lock", source, event_id), _k("conv", ticket_id),
+                _k("order", ticket_id), _k("pending", ticket_id), _k("pending-since", ticket_id)]
+        result = self._take(keys=keys, args=args)
+        status = _text(result[0])
+        if status == "wait":
+            return Taken("wait", waiting=int(result[1]))
+        return Taken(status, [Message.model_validate_json(raw) for raw in result[1:]])  # type: ignore[arg-type]
 
     def finish_event(self, source: str, event_id: str, token: str, *, done: bool = True) -> None:
         """Mark the event handled (after its effects are enqueued) and release its lock."""
@@ -156,38 +187,17 @@ class Stores:
             pipe.expire(_k("pending-since", ticket_id), self.pending_stale * 2)
         pipe.execute()
 
-    def drop_pending(self, ticket_id: str, message_ids: Sequence[str]) -> None:
-        if message_ids:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zrem(_k("pending", ticket_id), *message_ids)
-            pipe.zrem(_k("pending-since", ticket_id), *message_ids)
-            pipe.execute()
-
     def pending(self, ticket_id: str) -> list[str]:
         return [_text(m) for m in self.redis.zrange(_k("pending", ticket_id), 0, -1)]
 
-    # -- conversation memory --------------------------------------------------------------------------------
-    def remember(self, ticket_id: str, messages: Sequence[Message], *, wait_before: float | None = None,
-                 default_time: float | None = None) -> Remembered:
-        """Remember messages (idempotent by id) and return the ticket's conversation in time order.
-
-        With `wait_before`, nothing is remembered while a message of the ticket created before that
-        time is still queued; the count of those is returned instead.
-        """
-        fallback = self.clock() if default_time is None else default_time
-        args: list[Any] = [self.memory_messages, self.memory_ttl, self.clock() - self.pending_stale,
-                           "" if wait_before is None else repr(wait_before), len(messages)]
-        for m in messages:
-            args += [m.id, repr(timestamp(m.created_at, fallback)), m.model_dump_json()]
-        keys = [_k("conv", ticket_id), _k("order", ticket_id), _k("pending", ticket_id),
-                _k("pending-since", ticket_id)]
-        result = self._remember(keys=keys, args=args)
-        if _text(result[0]) == "wait":
-            return Remembered([], waiting=int(result[1]))
-        return Remembered([Message.model_validate_json(raw) for raw in result[1:]])
-
     def conversation(self, ticket_id: str) -> list[Message]:
-        return self.remember(ticket_id, []).conversation
+        """The ticket's remembered messages, in time order."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrange(_k("order", ticket_id), 0, -1)
+        pipe.hgetall(_k("conv", ticket_id))
+        order, bodies = pipe.execute()
+        by_id = {_text(k): v for k, v in bodies.items()}
+        return [Message.model_validate_json(by_id[_text(i)]) for i in order if _text(i) in by_id]
 
     # -- deliveries: exactly once through their ids ----------------------------------------------------
     def begin_delivery(self, delivery_id: str, token: str) -> DeliveryClaim:
