@@ -67,6 +67,17 @@ def deps(cfg: Settings, send_delivery: Callable[[dict[str, Any]], None],
                 router(cfg), send_delivery, http_client, limits(cfg))
 
 
+def warm(deps: Deps) -> None:
+    """Pay the one-off costs (policy, TLS context of the HTTP client, the engine's lazy tables) now."""
+    from worker.engine import review_reply
+    from worker.models import Message, Ticket
+
+    deps.http()
+    earlier = [Message(id="warm-c", role="customer", body="My order arrived broken and I am upset.")]
+    reply = Message(id="warm-a", role="agent", body="I'm sorry it arrived broken; a refund is on its way.")
+    review_reply(reply, earlier, Ticket(id="warm"), deps.policy)
+
+
 def send_event(payload: Any) -> None:
     """Enqueue one event for handle_event (by task name: producers need not import the tasks)."""
     from worker.app import app

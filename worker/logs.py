@@ -24,7 +24,7 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Card numbers: 13-19 digits, optionally grouped by spaces or dashes.
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 # Phone numbers: an optional +, then 7 or more digits with the usual separators.
-_PHONE = re.compile(r"(?<![\w/])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,4}\)?){2,5}(?![\w/])")
+_PHONE = re.compile(r"(?<![\w/-])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,4}\)?){2,5}(?![\w/-])")
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

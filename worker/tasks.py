@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from celery import Task
+from celery import Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
 
 from worker import bootstrap, logs, pipeline
@@ -14,8 +14,15 @@ from worker.app import app, settings
 
 @cache
 def _deps() -> pipeline.Deps:
-    # Built on first use in each pool process, after the fork (sockets are not shared across it).
+    # Built once per pool process, after the fork (sockets are not shared across it).
     return bootstrap.deps(settings, lambda job: deliver.apply_async(args=[job]))
+
+
+@signals.worker_process_init.connect
+def _warm(**_: Any) -> None:
+    """Load the policy, open the HTTP pool and run the engine once before the first real task, so the
+    first events a fresh process takes are not hundreds of milliseconds late."""
+    bootstrap.warm(_deps())
 
 
 @app.task(name=bootstrap.HANDLE_EVENT, bind=True, max_retries=None, autoretry_for=(SoftTimeLimitExceeded,),

@@ -18,6 +18,7 @@ from worker import logs
     ("call 555-123-4567", "call [phone]"),
     ("order #44812 of 2026-11-20", "order #44812 of 2026-11-20"),
     ("ticket 5158 took 41.5 ms", "ticket 5158 took 41.5 ms"),
+    ("task e582c7a1-4471-4d6e-a53f-3937a0dce273", "task e582c7a1-4471-4d6e-a53f-3937a0dce273"),
 ])
 def test_redaction(text: str, expected: str) -> None:
     assert logs.redact_text(text) == expected
