@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from tests.support.processes import celery_worker, redis_server, wait_until  # noqa: E402
+from tests.support.processes import broker_idle, celery_worker, redis_server, wait_until  # noqa: E402
 from worker import bootstrap  # noqa: E402
 from worker.app import create_app  # noqa: E402
 from worker.engine import load_policy, review_history  # noqa: E402
@@ -110,7 +110,7 @@ def main() -> int:
         producer = create_app(cfg)
 
         def idle() -> bool:
-            return client.llen("apology") == 0 and client.hlen("unacked") == 0
+            return broker_idle(client)
 
         def send_event(payload: object) -> None:
             producer.send_task(bootstrap.HANDLE_EVENT, args=[payload])

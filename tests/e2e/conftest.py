@@ -12,7 +12,7 @@ import pytest
 import redis
 from celery import Celery
 
-from tests.support.processes import Proc, RedisServer, celery_worker, redis_server
+from tests.support.processes import Proc, RedisServer, broker_idle, celery_worker, redis_server
 from worker import bootstrap
 from worker.app import create_app
 from worker.settings import Settings, load_settings
@@ -36,8 +36,7 @@ class Live:
 
     def idle(self) -> bool:
         """Nothing queued, nothing reserved: every task (and every retry) has finished."""
-        client = self.stores.redis
-        return client.llen("apology") == 0 and client.hlen("unacked") == 0
+        return broker_idle(self.stores.redis)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -160,3 +161,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: f
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{what} not met within {timeout}s")
         pause.wait(interval)
+
+
+def broker_idle(client: Any, queue: str = "apology") -> bool:
+    """Nothing queued and nothing reserved (kombu's Redis transport keeps reserved messages in `unacked`)."""
+    return bool(client.llen(queue) == 0 and client.hlen("unacked") == 0)

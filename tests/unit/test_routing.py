@@ -72,3 +72,11 @@ def test_routes_file_errors_name_the_key(tmp_path: Path, text: str, message: str
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         build_router(routes_path=path)
+
+
+def test_the_shipped_example_routes_file_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HELPDESK_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("SUPERVISORS_WEBHOOK_SECRET", SECRET)
+    router = build_router(routes_path=Path(__file__).resolve().parents[2] / "config" / "routes.example.yaml")
+    assert router.destinations(verdict("escalate", ("critical",)), Ticket(id="T", team="billing")) == [
+        "helpdesk", "supervisors"]

@@ -7,11 +7,10 @@ file twice delivers nothing new. Exit codes: 0 sent; 2 usage or settings error; 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from worker import bootstrap
-from worker.history import read_history
+from worker.history import Skipped, readable_histories
 from worker.pipeline import history_events, submit_events
 
 
@@ -26,13 +25,9 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = bootstrap.settings()
     stores = bootstrap.stores(cfg)
-    sent = bad = 0
-    for path in args.files:
-        for line in read_history(path):
-            if line.history is None:
-                bad += 1
-                print(f"{line.location}: skipped: {line.error}", file=sys.stderr)
-                continue
-            sent += submit_events(history_events(line.history, args.source), stores, bootstrap.send_event)
-    print(f"enqueued {sent} events" + (f"; {bad} unreadable lines" if bad else ""))
-    return 3 if bad else 0
+    skipped = Skipped()
+    sent = 0
+    for history in readable_histories(args.files, skipped):
+        sent += submit_events(history_events(history, args.source), stores, bootstrap.send_event)
+    print(f"enqueued {sent} events" + (f"; {len(skipped)} unreadable lines" if skipped else ""))
+    return 3 if skipped else 0
