@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from worker.engine import load_policy, review_history
-from worker.history import read_history
+from worker.history import Skipped, readable_histories
 from worker.models import SEVERITY_RANK, Message, TicketHistory, Verdict
 
 _STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
@@ -39,21 +39,17 @@ def run(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy or os.environ.get("APOLOGY_POLICY") or None)
     console = Console(highlight=False, soft_wrap=False)
     worst = 0
-    bad_lines = 0
     replies = 0
-    for path in args.files:
-        for line in read_history(path):
-            if line.history is None:
-                bad_lines += 1
-                print(f"{line.location}: skipped: {line.error}", file=sys.stderr)
-                continue
-            for verdict in review_history(line.history, policy):
-                replies += 1
-                worst = max([worst, *(SEVERITY_RANK[f.severity] for f in verdict.findings)])
-                if args.format == "jsonl":
-                    sys.stdout.write(verdict.to_json() + "\n")
-                else:
-                    _print_verdict(console, verdict, line.history)
+    skipped = Skipped()
+    for history in readable_histories(args.files, skipped):
+        for verdict in review_history(history, policy):
+            replies += 1
+            worst = max([worst, *(SEVERITY_RANK[f.severity] for f in verdict.findings)])
+            if args.format == "jsonl":
+                sys.stdout.write(verdict.to_json() + "\n")
+            else:
+                _print_verdict(console, verdict, history)
+    bad_lines = len(skipped)
     if args.format == "text":
         console.print(f"[bold]{replies}[/] replies reviewed under [bold]{policy.name}[/] {policy.version}"
                       + (f"; [red]{bad_lines} unreadable lines[/]" if bad_lines else ""))

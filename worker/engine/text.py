@@ -40,8 +40,9 @@ _MAIL_CUES = re.compile(
 )
 _MAIL_PARSER_MAX_CHARS = 20_000
 _MAIL_PARSER_MAX_LINES = 300
-_REPLY_HEADER = re.compile(r"^[ \t]*(?:on\b[^\n]{0,200}\bwrote:|from:[^\n]*\n[ \t]*(?:sent|date):|-{3,}\s*original message)",
-                           re.IGNORECASE | re.MULTILINE)
+_REPLY_HEADER = re.compile(
+    r"^[ \t]*(?:on\b[^\n]{0,200}\bwrote:|from:[^\n]*\n[ \t]*(?:sent|date):|-{3,}\s*original message)",
+    re.IGNORECASE | re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?]+(?=[\s\"')\]]|$)|\n\s*\n|\n(?=\s*(?:[-*\u2022]|\d+[.)])\s)|\n")
 
 _BLOCK_TAGS = frozenset({

@@ -1,0 +1,214 @@
+"""The service layer on fakeredis: order, deduplication, equivalence with `review`, deliveries."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import httpx
+import pytest
+
+from tests.conftest import agent, customer, ticket
+from worker.engine import Policy, review_history
+from worker.models import TicketHistory
+from worker.pipeline import Deps, Limits, context_for, deliver, handle_event, history_events, submit_events
+from worker.routing import build_router
+from worker.stores import Stores
+
+SECRET = "whsec_" + base64.b64encode(b"unit-test-secret-unit-test-secret").decode()
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+
+
+class Harness:
+    """Deps with fakeredis, a list for the delivery queue and an httpx mock transport."""
+
+    def __init__(self, policy: Policy, respond: Callable[[httpx.Request], httpx.Response] | None = None):
+        self.queue: list[dict[str, Any]] = []
+        self.sent: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            self.sent.append(request)
+            return respond(request) if respond else httpx.Response(204)
+
+        client = httpx.Client(transport=httpx.MockTransport(handler))
+        self.deps = Deps(Stores(fakeredis.FakeRedis()), policy, build_router("http://hooks.test/x", SECRET),
+                         self.queue.append, lambda: client, Limits(order_wait_attempts=3, backoff_base=1.0))
+
+    def submit(self, events: list[Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        submit_events(events, self.deps.stores, out.append)
+        return out
+
+
+def conversation() -> TicketHistory:
+    t = ticket(id="T-9", team="returns", channel="email")
+    return TicketHistory(ticket=t, messages=[
+        customer("My blender arrived with a cracked jug and I'm really disappointed!", "c1", 0),
+        agent("Sorry for any inconvenience. Send a photo and we will review it.", "a1", 30),
+    ])
+
+
+def test_a_reply_queued_before_its_customer_message_waits_for_it(policy: Policy) -> None:
+    h = Harness(policy)
+    history = conversation()
+    c_event, a_event = h.submit(history_events(history))
+    first = handle_event(a_event, h.deps)  # the queue hands out the reply first
+    assert first.status == "waiting"
+    assert first.retry_in == pytest.approx(0.1)
+    assert handle_event(c_event, h.deps).status == "remembered"
+    judged = handle_event(a_event, h.deps, attempt=1)
+    assert judged.status == "judged"
+    assert judged.verdict == next(review_history(history, policy))
+    assert judged.verdict.context.customer_message_id == "c1"
+
+
+def test_after_bounded_waiting_a_reply_is_judged_anyway(policy: Policy) -> None:
+    h = Harness(policy)
+    _, a_event = h.submit(history_events(conversation()))
+    assert handle_event(a_event, h.deps, attempt=2).status == "waiting"
+    outcome = handle_event(a_event, h.deps, attempt=3)
+    assert outcome.status == "judged"
+    assert outcome.verdict is not None
+    assert outcome.verdict.context.customer_message_id is None
+
+
+@pytest.mark.parametrize("name", ["email.jsonl", "social.jsonl"])
+def test_separate_events_give_the_verdicts_of_the_history_file(policy: Policy, name: str) -> None:
+    h = Harness(policy)
+    for line in (CORPUS / name).read_text().splitlines()[:60]:
+        history = TicketHistory.model_validate(json.loads(line))
+        verdicts = [o.verdict for e in h.submit(history_events(history))
+                    if (o := handle_event(e, h.deps)).verdict is not None]
+        assert verdicts == list(review_history(history, policy))
+
+
+def test_history_in_the_event_counts_as_context(policy: Policy) -> None:
+    h = Harness(policy)
+    history = conversation()
+    event = history_events(history)[1].model_copy(update={"history": [history.messages[0]]})
+    outcome = handle_event(event.model_dump(mode="json"), h.deps)
+    assert outcome.verdict == next(review_history(history, policy))
+
+
+def test_a_duplicate_event_enqueues_nothing_new(policy: Policy) -> None:
+    h = Harness(policy)
+    events = h.submit(history_events(conversation()))
+    for e in events:
+        handle_event(e, h.deps)
+    assert len(h.queue) == 1
+    for e in h.submit(history_events(conversation())):
+        assert handle_event(e, h.deps).status == "duplicate"
+    assert len(h.queue) == 1
+    assert h.deps.stores.pending("T-9") == []
+
+
+def test_a_worker_lost_before_finishing_leaves_the_event_to_be_handled_again(policy: Policy) -> None:
+    h = Harness(policy)
+    c_event, a_event = h.submit(history_events(conversation()))
+    handle_event(c_event, h.deps)
+    boom = Deps(**{**h.deps.__dict__, "send_delivery": _explode})
+    with pytest.raises(ConnectionError):
+        handle_event(a_event, boom)
+    again = handle_event(a_event, h.deps)  # the redelivered message (acks_late)
+    assert again.status == "judged"
+    assert [j["delivery_id"] for j in h.queue] == [again.deliveries[0].delivery_id]
+
+
+def _explode(job: dict[str, Any]) -> None:
+    raise ConnectionError("broker went away")
+
+
+@pytest.mark.parametrize("payload, reason", [
+    ("{not json", "not valid JSON"),
+    ({"event_id": "x", "source": "zendesk"}, "not a canonical ticket event"),
+    ({"event_id": "x", "source": "Bad Source!", "ticket": {"id": "1"},
+      "message": {"id": "m", "role": "agent", "body": "hi"}}, "not a canonical ticket event"),
+])
+def test_malformed_events_go_to_dead_letters(policy: Policy, payload: Any, reason: str) -> None:
+    h = Harness(policy)
+    outcome = handle_event(payload, h.deps)
+    assert outcome.status == "rejected"
+    assert outcome.dead_letter is not None
+    letter = h.deps.stores.dead_letter(outcome.dead_letter)
+    assert letter is not None
+    assert letter.kind == "event"
+    assert letter.reason.startswith(reason)
+
+
+def _job(policy: Policy, respond: Callable[[httpx.Request], httpx.Response] | None = None
+         ) -> tuple[Harness, dict[str, Any]]:
+    h = Harness(policy, respond)
+    for e in h.submit(history_events(conversation())):
+        handle_event(e, h.deps)
+    return h, h.queue[0]
+
+
+def test_a_delivery_is_sent_signed_once(policy: Policy) -> None:
+    h, job = _job(policy)
+    assert deliver(job, h.deps).status == "delivered"
+    assert deliver(job, h.deps).status == "skipped"
+    assert len(h.sent) == 1
+    request = h.sent[0]
+    assert request.headers["webhook-id"] == job["delivery_id"]
+    body = json.loads(request.content)
+    assert body["type"] == "reply.annotated"
+    assert body["data"] == job["verdict"]
+
+
+def test_server_errors_are_retried_with_backoff_and_the_same_webhook_id(policy: Policy) -> None:
+    answers = iter([httpx.Response(503), httpx.Response(429, headers={"retry-after": "7"}),
+                    httpx.Response(200)])
+    h, job = _job(policy, lambda r: next(answers))
+    first = deliver(job, h.deps, attempt=0)
+    assert first.status == "retry"
+    assert first.retry_in is not None and 0.5 <= first.retry_in <= 1.0
+    second = deliver(job, h.deps, attempt=1)
+    assert second.retry_in == 7.0  # Retry-After honoured
+    assert deliver(job, h.deps, attempt=2).status == "delivered"
+    assert len({r.headers["webhook-id"] for r in h.sent}) == 1
+
+
+def test_network_errors_are_retried(policy: Policy) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    h, job = _job(policy, refuse)
+    assert deliver(job, h.deps).status == "retry"
+
+
+def test_a_4xx_is_permanent_and_dead_lettered_with_the_response(policy: Policy) -> None:
+    h, job = _job(policy, lambda r: httpx.Response(400, text="unknown ticket"))
+    outcome = deliver(job, h.deps)
+    assert outcome.status == "dead"
+    letter = h.deps.stores.dead_letter(outcome.dead_letter or "")
+    assert letter is not None
+    assert (letter.kind, letter.details["status"], letter.details["response_body"]) == (
+        "delivery", 400, "unknown ticket")
+    assert letter.payload == job
+    assert not h.deps.stores.was_delivered(job["delivery_id"])
+
+
+def test_exhausted_retries_are_dead_lettered(policy: Policy) -> None:
+    h, job = _job(policy, lambda r: httpx.Response(500, text="down"))
+    last = h.deps.limits.delivery_max_attempts - 1
+    outcome = deliver(job, h.deps, attempt=last)
+    assert outcome.status == "dead"
+    letter = h.deps.stores.dead_letter(outcome.dead_letter or "")
+    assert letter is not None and letter.reason.startswith(f"gave up after {last + 1} attempts: HTTP 500")
+
+
+def test_a_delivery_for_a_removed_target_is_dead_lettered(policy: Policy) -> None:
+    h, job = _job(policy)
+    outcome = deliver({**job, "target": "gone"}, h.deps)
+    assert outcome.status == "dead"
+
+
+def test_context_merges_memory_and_history_in_time_order() -> None:
+    c1, a1, c2 = customer("a", "c1", 0), agent("b", "a1", 5), customer("c", "c2", 8)
+    reply = agent("d", "a2", 10)
+    later = customer("e", "c3", 20)
+    assert [m.id for m in context_for(reply, [c2, later, reply, c1], [a1, c1], 0.0)] == ["c1", "a1", "c2"]

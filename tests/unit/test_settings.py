@@ -1,0 +1,68 @@
+"""Settings: the contract's names, secrets from files, errors that name the variable."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from worker.errors import ConfigError
+from worker.settings import load_settings
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("APOLOGY_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_defaults_follow_the_design() -> None:
+    cfg = load_settings()
+    assert cfg.broker_url == "redis://localhost:6379/0"
+    assert cfg.redis_url == cfg.broker_url
+    assert cfg.webhook_url is None and cfg.policy is None and cfg.log_format is None
+
+
+def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("APOLOGY_POLICY=empathy-first\nAPOLOGY_LOG_FORMAT=json\n")
+    monkeypatch.setenv("APOLOGY_BROKER_URL", "redis://broker:6379/2")
+    cfg = load_settings()
+    assert (cfg.broker_url, cfg.policy, cfg.log_format) == ("redis://broker:6379/2", "empathy-first", "json")
+
+
+def test_a_secret_can_come_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    monkeypatch.setenv("APOLOGY_WEBHOOK_URL", "https://hooks.example.com/a")
+    monkeypatch.setenv("APOLOGY_WEBHOOK_SECRET_FILE", str(tmp_path / "secret"))
+    cfg = load_settings()
+    assert cfg.webhook_secret is not None and cfg.webhook_secret.get_secret_value() == SECRET
+
+
+@pytest.mark.parametrize("env, named", [
+    ({"APOLOGY_WEBHOOK_URL": "https://hooks.example.com/a"}, "APOLOGY_WEBHOOK_SECRET"),
+    ({"APOLOGY_WEBHOOK_URL": "not a url", "APOLOGY_WEBHOOK_SECRET": SECRET}, "APOLOGY_WEBHOOK_URL"),
+    ({"APOLOGY_WEBHOOK_SECRET": "hunter2"}, "APOLOGY_WEBHOOK_SECRET"),
+    ({"APOLOGY_LOG_FORMAT": "xml"}, "APOLOGY_LOG_FORMAT"),
+    ({"APOLOGY_METRICS_PORT": "http"}, "APOLOGY_METRICS_PORT"),
+    ({"APOLOGY_WEBHOOK_SECRET_FILE": "/nonexistent/secret"}, "APOLOGY_WEBHOOK_SECRET_FILE"),
+    ({"APOLOGY_WEBHOOK_SECRET": SECRET, "APOLOGY_WEBHOOK_SECRET_FILE": "/x"}, "APOLOGY_WEBHOOK_SECRET_FILE"),
+])
+def test_invalid_settings_fail_naming_the_variable(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                                                    named: str) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=named):
+        load_settings()
+
+
+def test_the_visibility_timeout_outlasts_every_countdown() -> None:
+    cfg = load_settings()
+    assert cfg.visibility_timeout > cfg.delivery_backoff_max_seconds
+    assert cfg.visibility_timeout > cfg.order_wait_max_seconds
