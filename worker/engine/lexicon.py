@@ -33,7 +33,7 @@ ENTRY_SETS = (
     "apology.third_party",
     "liability_admission", "liability_admission.negated_before", "blame", "blame.negated_before", "empathy",
     "empathy.negated_within", "solution", "solution.weak", "solution.excluded", "prevention", "legal_risk",
-    "frustration.cues", "incident.trouble", *(f"incident.{kind}" for kind in INCIDENT_KINDS),
+    "frustration.cues", "incident.trouble", *(f"incident.{kind}" for kind in CUED_KINDS),
 )
 
 
@@ -52,7 +52,7 @@ SCANNED = {
     "third_party": "apology.third_party", "liability": "liability_admission", "blame": "blame",
     "empathy": "empathy", "solution": "solution", "solution_weak": "solution.weak",
     "prevention": "prevention", "legal_risk": "legal_risk", "frustration_cues": "frustration.cues",
-    "trouble": "incident.trouble", "greeting": "incident.none",
+    "trouble": "incident.trouble",
     **{f"incident.{kind}": f"incident.{kind}" for kind in CUED_KINDS},
     **{f"incident.{kind}.weak": f"incident.{kind}#weak" for kind in CUED_KINDS},
 }

@@ -30,7 +30,6 @@ class CustomerReading:
 
     kind_scores: tuple[tuple[str, float], ...]
     trouble: bool
-    greeting: bool
     legal_risk: bool
     frustration: float
 
@@ -76,7 +75,6 @@ def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
     return CustomerReading(
         kind_scores=tuple(scores),
         trouble=lex.has("trouble", doc),
-        greeting=not doc.text.strip() or lex.has("greeting", doc),
         legal_risk=lex.has("legal_risk", doc),
         frustration=_frustration(doc, lex),
     )
@@ -116,10 +114,8 @@ def combine(readings: Sequence[CustomerReading], priority: Sequence[str]) -> tup
         incident = "other"
     elif any(r.trouble for r in readings):
         incident = "defect"  # a complaint that names no more specific failure
-    elif any(r.greeting for r in readings):
-        incident = "none"
     else:
-        incident = "other"
+        incident = "none"  # no failure, no question, no request: nothing to resolve yet
     latest = readings[-1].frustration
     earlier = max((r.frustration for r in readings[:-1]), default=0.0)
     frustration = round(max(latest, 0.8 * earlier), 2)
