@@ -86,32 +86,8 @@ def _mandatory(items: list[tuple[Any, Any]]) -> list[frozenset[str]]:
 
 
 def _best(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
-    candidates: list[frozenset[str]] = []
-    run = ""
-    for op, av in items:
-        if op is _c.LITERAL:
-            run += chr(av).lower()
-            continue
-        if run:
-            candidates.append(frozenset({run}))
-            run = ""
-        if op is _c.SUBPATTERN:
-            sub = _best(list(av[-1]))
-            if sub is not None:
-                candidates.append(sub)
-        elif op is _c.BRANCH:
-            branches = [_best(list(b)) for b in av[1]]
-            if branches and all(b is not None for b in branches):
-                candidates.append(frozenset().union(*[b for b in branches if b is not None]))
-        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and av[0] >= 1:
-            sub = _best(list(av[2]))
-            if sub is not None:
-                candidates.append(sub)
-    if run:
-        candidates.append(frozenset({run}))
-    if not candidates:
-        return None
-    return max(candidates, key=_selectivity)
+    """The single most selective literal group the sequence requires, if any."""
+    return max(_mandatory(items), key=_selectivity, default=None)
 
 
 def _selectivity(atoms: frozenset[str]) -> tuple[int, int, int]:
