@@ -11,9 +11,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.text import Text
 
 from worker.engine import load_policy, review_history
+from worker.engine.text import prepare
 from worker.history import Skipped, readable_histories
 from worker.models import SEVERITY_RANK, Message, TicketHistory, Verdict
 
@@ -78,7 +80,7 @@ def _print_verdict(console: Console, verdict: Verdict, history: TicketHistory) -
     console.print(head)
     console.print(Text(facts, "dim"))
     if reply is not None:
-        console.print(_highlighted(reply.body, verdict))
+        console.print(_highlighted(reply.body, reply.format, verdict))
     for f in verdict.findings:
         line = Text.assemble(("  ● ", _STYLE[f.severity]), (f"{f.rule} ", "bold"),
                              (f"[{f.severity}] ", _STYLE[f.severity]), f.message)
@@ -90,17 +92,36 @@ def _print_verdict(console: Console, verdict: Verdict, history: TicketHistory) -
     console.print()
 
 
-def _highlighted(body: str, verdict: Verdict) -> Text:
-    shown = body[:_MAX_SHOWN]
-    text = Text(shown, style="")
+def _highlighted(body: str, fmt: str, verdict: Verdict) -> Padding:
+    """The reply as a reader sees it: flagged spans reversed, quoted mail and signatures dimmed.
+
+    HTML is shown as its visible text; spans stay in body offsets and are mapped through the engine's
+    offset map, so what is highlighted is exactly what the finding points at.
+    """
+    doc = prepare(body, fmt)
+    if fmt == "html" and doc.starts is not None:
+        shown, origin = doc.text, doc.starts
+        dimmed = [False] * len(shown)
+    else:
+        shown, origin = body, list(range(len(body)))
+        dimmed = [doc.text[i] == " " and not body[i].isspace() for i in range(min(len(body), len(doc.text)))]
+    text = Text(shown[:_MAX_SHOWN])
+    for i, dim in enumerate(dimmed[:_MAX_SHOWN]):
+        if dim:
+            text.stylize("dim", i, i + 1)
     for f in verdict.findings:
         start, end = f.span
-        if start < len(shown) and end > start:
-            text.stylize(f"reverse {_STYLE[f.severity]}", start, min(end, len(shown)))
-    if len(body) > _MAX_SHOWN:
-        text.append(f" … (+{len(body) - _MAX_SHOWN} characters)", "dim")
-    text.pad_left(2)
-    return Text("  ") + Text("\n  ").join(text.split("\n"))
+        for i in range(min(len(shown), _MAX_SHOWN)):
+            if start <= origin[i] < end:
+                text.stylize(f"reverse {_STYLE[f.severity]}", i, i + 1)
+    if len(shown) > _MAX_SHOWN:
+        text.append(f" … (+{len(shown) - _MAX_SHOWN} characters)", "dim")
+    lines = [line for line in text.split("\n")]
+    while lines and not lines[0].plain.strip():
+        lines.pop(0)
+    while lines and not lines[-1].plain.strip():
+        lines.pop()
+    return Padding(Text("\n").join(lines), (0, 0, 0, 4))
 
 
 def _message(messages: Iterable[Message], message_id: str) -> Message | None:
