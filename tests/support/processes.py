@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,3 +133,30 @@ def python_env(**extra: str) -> dict[str, str]:
 
 def venv_bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
+
+
+@contextmanager
+def celery_worker(env: dict[str, str], *, concurrency: int = 2, pool: str = "prefork",
+                  extra: Sequence[str] = (), name: str = "worker1", cwd: str | Path | None = None,
+                  timeout: float = 60.0) -> Iterator[Proc]:
+    """A real `celery -A worker.app worker` subprocess, ready once it prints its "ready." line."""
+    args = [venv_bin("celery"), "-A", "worker.app", "worker", "--loglevel", "INFO", "--pool", pool,
+            "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--without-gossip",
+            "--without-mingle", *extra]
+    proc = spawn(args, env=python_env(**env), cwd=cwd or Path(__file__).resolve().parents[2])
+    try:
+        proc.wait_for_line("ready.", timeout=timeout)
+        yield proc
+    finally:
+        proc.stop(signal.SIGTERM)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05,
+               what: str = "condition") -> None:
+    """Check `condition` until it holds or the deadline passes (for state only another process changes)."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} not met within {timeout}s")
+        pause.wait(interval)

@@ -1,0 +1,102 @@
+"""End to end: 500 events through a real celery worker on a real Redis to a verifying webhook receiver.
+
+The expected deliveries are computed by running the engine in process on the same conversations, so
+the test says: whatever order the queue hands events out in, and however often an event is repeated,
+the helpdesk receives exactly the verdicts `apology-worker review` gives, each once, each signed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import wait_until
+from worker.engine import load_policy, review_history
+from worker.models import TicketEvent, TicketHistory
+from worker.pipeline import history_events, submit_events
+from worker.routing import IMPLICIT_TARGET
+from worker.targets.base import delivery_id
+
+from .conftest import Live
+
+pytestmark = pytest.mark.e2e
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+EVENTS = 500
+
+
+def conversations() -> list[TicketHistory]:
+    """The corpus conversations, each under a ticket id of its own."""
+    out = []
+    for path in sorted(CORPUS.glob("*.jsonl")):
+        for n, line in enumerate(path.read_text().splitlines()):
+            data = json.loads(line)
+            history = TicketHistory.model_validate(data)
+            ticket = history.ticket.model_copy(update={"id": f"{path.stem}-{n}-{history.ticket.id}"})
+            out.append(history.model_copy(update={"ticket": ticket}))
+    return out
+
+
+def expected_deliveries(histories: list[TicketHistory]) -> dict[str, dict[str, object]]:
+    policy = load_policy(None)
+    return {delivery_id(v, IMPLICIT_TARGET): v.model_dump(mode="json")
+            for h in histories for v in review_history(h, policy) if v.action in ("annotate", "escalate")}
+
+
+def test_500_events_give_exactly_the_expected_deliveries_each_once(live: Live) -> None:
+    rng = random.Random(4)
+    histories = []
+    events: list[TicketEvent] = []
+    for history in conversations():  # whole conversations until about 450 distinct events
+        if len(events) + len(history.messages) > EVENTS - 50:
+            break
+        histories.append(history)
+        events += history_events(history)
+    duplicates = rng.sample(events, EVENTS - len(events))
+    stream = events + duplicates
+    rng.shuffle(stream)  # replies often come out before the customer message they answer
+    assert len(stream) == EVENTS
+    expected = expected_deliveries(histories)
+    assert len(expected) > 50
+    print(f"\n{len(stream)} events ({len(duplicates)} duplicates) over {len(histories)} tickets; "
+          f"{len(expected)} deliveries expected")
+
+    submit_events(stream, live.stores, live.send_event)
+
+    live.receiver.wait_for(lambda r: len(r.deliveries) >= len(expected), timeout=60)
+    wait_until(live.idle, timeout=60, what="worker idle")
+    received = live.receiver.deliveries
+    ids = [d.id for d in received]
+    assert len(ids) == len(set(ids)), "a delivery arrived twice"
+    assert set(ids) == set(expected)
+    for d in received:
+        assert d.data == expected[d.id], f"verdict differs from `review` for {d.id}"
+        assert d.type == {"annotate": "reply.annotated", "escalate": "reply.escalated"}[d.data["action"]]
+    assert live.receiver.rejected == []  # every signature verified with standardwebhooks
+    assert live.stores.dead_letter_count() == 0
+    assert all(live.stores.pending(h.ticket.id) == [] for h in histories)
+
+    # Sending the same conversations again (as `apology-worker enqueue` would) delivers nothing new.
+    before = live.receiver.requests
+    submit_events(events[:100], live.stores, live.send_event)
+    wait_until(live.idle, timeout=30, what="worker idle")
+    assert live.receiver.requests == before
+
+
+def test_a_malformed_event_is_dead_lettered_and_the_worker_goes_on(live: Live) -> None:
+    count = live.stores.dead_letter_count()
+    live.send_event("{not json")
+    live.send_event({"event_id": "x", "source": "generic"})
+    history = conversations()[-1]
+    submit_events(history_events(history, source="after-bad"), live.stores, live.send_event)
+    wait_until(lambda: live.stores.dead_letter_count() == count + 2 and live.idle(), timeout=30,
+               what="two dead letters")
+    letters = live.stores.dead_letters(2)
+    reasons = sorted(letter.reason for letter in letters)
+    assert reasons[0].startswith("not a canonical ticket event")
+    assert reasons[1].startswith("not valid JSON")
+    assert live.worker.popen.poll() is None
+    # The valid conversation sent after them was handled: every message of it is remembered.
+    assert [m.id for m in live.stores.conversation(history.ticket.id)] == [m.id for m in history.messages]

@@ -1,0 +1,114 @@
+"""The Celery app: `celery -A worker.app worker`. Configuration only; the tasks live in worker.tasks.
+
+Every setting that is not obvious says why, after the Celery documentation (docs.celeryq.dev, "Tasks",
+"Optimizing", "Workers Guide", "Using Redis").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, signals
+
+from worker import logs
+from worker.settings import Settings, load_settings
+
+
+def _metrics_dir(cfg: Settings) -> None:
+    """prometheus-client picks multiprocess mode at import, so the directory is fixed before that."""
+    if cfg.metrics_port is None:
+        return
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="apology-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    Path(path).mkdir(parents=True, exist_ok=True)
+
+
+def create_app(cfg: Settings) -> Celery:
+    app = Celery("apology_worker", broker=cfg.broker_url, include=["worker.tasks"])
+    app.conf.update(
+        # JSON only: a pickle message from anyone who can write to the broker would run code here.
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        # Nothing reads task results; effects go to Redis stores and webhooks.
+        task_ignore_result=True,
+        # "If your task is idempotent you can set acks_late to have the worker acknowledge the message
+        # after the task returns" (Tasks guide): ours are (dedup keys, delivery ids), so a worker lost
+        # mid-task hands its message to another instead of dropping it...
+        task_acks_late=True,
+        # ...and a pool child killed by the OOM killer or a signal also leads to redelivery rather than
+        # the default ack (the docs warn this can loop on a poison message; our hard time limit and the
+        # dead-letter store bound that).
+        task_reject_on_worker_lost=True,
+        # Prefetch: tasks are short (milliseconds), and "if you have lots of short tasks, and
+        # throughput/round trip latency is important, this number should be large" (Optimizing). With
+        # acks_late each reserved message stays unacknowledged until done, so a lost worker's reserve is
+        # redelivered; 4 per process keeps the pipe full without hoarding work other workers could take.
+        worker_prefetch_multiplier=cfg.worker_prefetch_multiplier,
+        worker_concurrency=cfg.worker_concurrency,
+        # A stuck HTTP call or a pathological reply must not hold a pool process forever: the soft
+        # limit raises inside the task (it is retried), the hard limit replaces the process.
+        task_soft_time_limit=cfg.task_soft_time_limit,
+        task_time_limit=cfg.task_time_limit,
+        # Redis redelivers any message not acknowledged within the visibility timeout, including ones a
+        # worker holds for a countdown/ETA, so it must exceed the longest countdown we schedule
+        # (delivery backoff, order waits) or those tasks would run twice ("Using Redis", Caveats).
+        broker_transport_options={"visibility_timeout": cfg.visibility_timeout},
+        # Keep retrying the broker at start-up (the default changes in Celery 6; say it explicitly).
+        broker_connection_retry_on_startup=True,
+        # Soft shutdown (Celery 5.5+): on a cold shutdown, give running tasks this long to finish
+        # before they are cancelled and, with acks_late, their messages restored to the queue.
+        worker_soft_shutdown_timeout=10.0,
+        worker_enable_soft_shutdown_on_idle=True,
+        # Task events for Flower and `celery events`; sent events so queued tasks show up too.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        # Our logs are structlog JSON; Celery must not replace the root handler.
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        task_default_queue="apology",
+    )
+    return app
+
+
+settings = load_settings()
+_metrics_dir(settings)
+app = create_app(settings)
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    logs.configure(settings.log_format, settings.log_level)
+
+
+@signals.worker_init.connect
+def _wipe_metrics(**_: Any) -> None:
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if settings.metrics_port is not None and path:
+        # Files of an earlier run would add to this one's counters (prometheus-client docs).
+        for child in Path(path).iterdir():
+            if child.is_file():
+                child.unlink()
+            else:
+                shutil.rmtree(child, ignore_errors=True)
+
+
+@signals.worker_ready.connect
+def _serve_metrics(**_: Any) -> None:
+    if settings.metrics_port is not None:
+        from worker import bootstrap, metrics
+
+        metrics.serve(settings.metrics_port, bootstrap.stores(settings).dead_letter_count)
+
+
+@signals.worker_process_shutdown.connect
+def _child_exited(pid: int | None = None, **_: Any) -> None:
+    if settings.metrics_port is not None:
+        from worker import metrics
+
+        metrics.process_exited(pid or os.getpid())

@@ -1,0 +1,80 @@
+"""The one place that wires dependencies: settings in, stores, policy, router and senders out.
+
+Entrypoints (Celery tasks, the CLI, later the gateway) ask here and never build adapters themselves,
+so tests can hand the service layer fakes without patching.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import httpx
+import redis
+
+from worker.delivery import new_client
+from worker.engine import load_policy
+from worker.pipeline import Deps, Limits
+from worker.routing import Router, build_router
+from worker.settings import Settings, load_settings
+from worker.stores import Stores
+
+HANDLE_EVENT = "apology.handle_event"
+DELIVER = "apology.deliver"
+
+
+@cache
+def settings() -> Settings:
+    return load_settings()
+
+
+def stores(cfg: Settings, client: redis.Redis | None = None) -> Stores:
+    return Stores(
+        client if client is not None else redis.Redis.from_url(cfg.redis_url, health_check_interval=30),
+        memory_messages=cfg.memory_messages, memory_ttl=cfg.memory_ttl_seconds,
+        dedup_ttl=cfg.dedup_ttl_seconds, lock_seconds=cfg.event_lock_seconds,
+        pending_stale=cfg.pending_stale_seconds, delivered_ttl=cfg.delivered_ttl_seconds,
+        payload_max=cfg.dead_letter_payload_max,
+    )
+
+
+def router(cfg: Settings) -> Router:
+    secret = cfg.webhook_secret.get_secret_value() if cfg.webhook_secret else None
+    return build_router(str(cfg.webhook_url) if cfg.webhook_url else None, secret, cfg.routes)
+
+
+def limits(cfg: Settings) -> Limits:
+    return Limits(
+        order_wait_attempts=cfg.order_wait_attempts, order_wait_first=cfg.order_wait_first_seconds,
+        order_wait_max=cfg.order_wait_max_seconds, delivery_max_attempts=cfg.delivery_max_attempts,
+        backoff_base=cfg.delivery_backoff_seconds, backoff_max=cfg.delivery_backoff_max_seconds,
+    )
+
+
+def deps(cfg: Settings, send_delivery: Callable[[dict[str, Any]], None],
+         client: redis.Redis | None = None) -> Deps:
+    http: list[httpx.Client] = []
+
+    def http_client() -> httpx.Client:
+        # Created on first use, in the process that uses it (never across a fork).
+        if not http:
+            http.append(new_client(cfg.http_connect_timeout, cfg.http_read_timeout))
+        return http[0]
+
+    return Deps(stores(cfg, client), load_policy(cfg.policy or os.environ.get("APOLOGY_POLICY")),
+                router(cfg), send_delivery, http_client, limits(cfg))
+
+
+def send_event(payload: Any) -> None:
+    """Enqueue one event for handle_event (by task name: producers need not import the tasks)."""
+    from worker.app import app
+
+    app.send_task(HANDLE_EVENT, args=[payload])
+
+
+def send_delivery(job: dict[str, Any]) -> None:
+    from worker.app import app
+
+    app.send_task(DELIVER, args=[job])

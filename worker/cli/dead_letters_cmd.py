@@ -1,0 +1,72 @@
+"""`apology-worker dead-letters list|show ID|replay [ID|--all]`: what the pipeline could not handle.
+
+Events that were not valid canonical events, and deliveries that a target refused or that ran out of
+retries, are kept with the reason and the last response. Replay sends them through the workers again
+(after the cause is fixed) and removes them from the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from worker import bootstrap
+from worker.stores import DeadLetter
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("dead-letters", help="list, show or replay events and deliveries that failed")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    ls = verbs.add_parser("list", help="the most recent dead letters")
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--format", choices=["text", "jsonl"], default="text")
+    show = verbs.add_parser("show", help="one dead letter in full, as JSON")
+    show.add_argument("id")
+    replay = verbs.add_parser("replay", help="send dead letters through the workers again")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", nargs="?")
+    which.add_argument("--all", action="store_true", help="replay every dead letter")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    stores = bootstrap.stores(bootstrap.settings())
+    if args.verb == "list":
+        letters = stores.dead_letters(args.limit)
+        for letter in letters:
+            if args.format == "jsonl":
+                print(json.dumps(letter.to_dict(), default=str))
+            else:
+                when = datetime.fromtimestamp(letter.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+                print(f"{letter.id}  {when}  {letter.kind:<8}  {letter.reason}")
+        if args.format == "text":
+            print(f"{stores.dead_letter_count()} dead letters" + (f" (showing {len(letters)})"
+                                                               if len(letters) < stores.dead_letter_count()
+                                                               else ""))
+        return 0
+    if args.verb == "replay" and args.all:
+        letters = stores.dead_letters(limit=stores.dead_letter_count())
+    else:
+        one = stores.dead_letter(args.id)
+        if one is None:
+            print(f"no dead letter {args.id!r}", file=sys.stderr)
+            return 1
+        if args.verb == "show":
+            print(json.dumps(one.to_dict(), indent=2, default=str))
+            return 0
+        letters = [one]
+    for letter in letters:
+        _replay(letter)
+        stores.remove_dead_letter(letter.id)
+        print(f"replayed {letter.id} ({letter.kind})")
+    return 0
+
+
+def _replay(letter: DeadLetter) -> None:
+    if letter.kind == "delivery":
+        bootstrap.send_delivery(letter.payload)
+    else:
+        bootstrap.send_event(letter.payload)

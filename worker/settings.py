@@ -1,0 +1,135 @@
+"""Settings from the environment (`APOLOGY_` prefix) and a `.env` file, validated once at start.
+
+Names in DESIGN.md's Configuration table are fixed. Every secret can also come from a file
+(`APOLOGY_WEBHOOK_SECRET_FILE=/run/secrets/webhook`), the usual way of mounting secrets in containers.
+A bad value stops the process at start with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.errors import ConfigError
+
+PREFIX = "APOLOGY_"
+_SECRETS = ("webhook_secret", "inbound_secret", "zendesk_signing_secret")
+_WHSEC = ("webhook_secret", "inbound_secret")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=".env", env_file_encoding="utf-8",
+                                      extra="ignore", frozen=True)
+
+    # The contract's names (DESIGN.md, Configuration).
+    broker_url: str = "redis://localhost:6379/0"
+    policy: str | None = None
+    webhook_url: AnyHttpUrl | None = None
+    webhook_secret: SecretStr | None = None
+    routes: Path | None = None
+    log_format: Literal["console", "json"] | None = None
+    inbound_secret: SecretStr | None = None
+    zendesk_signing_secret: SecretStr | None = None
+
+    # Secrets read from files (containers mount secrets as files).
+    webhook_secret_file: Path | None = None
+    inbound_secret_file: Path | None = None
+    zendesk_signing_secret_file: Path | None = None
+
+    # Where the stores live: the broker's Redis unless told otherwise.
+    store_url: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
+    # Conversation memory and deduplication.
+    memory_messages: int = Field(default=50, ge=2, le=500)
+    memory_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    dedup_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    event_lock_seconds: int = Field(default=120, ge=5)
+
+    # Per-ticket order: how long a reply waits for the earlier messages of its ticket.
+    order_wait_attempts: int = Field(default=15, ge=0, le=100)
+    order_wait_first_seconds: float = Field(default=0.1, gt=0)
+    order_wait_max_seconds: float = Field(default=5.0, gt=0)
+    pending_stale_seconds: int = Field(default=600, ge=10)
+
+    # Deliveries.
+    delivery_max_attempts: int = Field(default=10, ge=1, le=50)
+    delivery_backoff_seconds: float = Field(default=2.0, gt=0)
+    delivery_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    http_connect_timeout: float = Field(default=5.0, gt=0)
+    http_read_timeout: float = Field(default=10.0, gt=0)
+    delivered_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    dead_letter_payload_max: int = Field(default=64 * 1024, ge=256)
+
+    # The worker.
+    worker_concurrency: int | None = Field(default=None, ge=1)
+    worker_prefetch_multiplier: int = Field(default=4, ge=1)
+    task_soft_time_limit: int = Field(default=30, ge=1)
+    task_time_limit: int = Field(default=60, ge=2)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        for name in _SECRETS:
+            path: Path | None = getattr(self, f"{name}_file")
+            if path is None:
+                continue
+            if getattr(self, name) is not None:
+                raise ValueError(f"{_var(name)} and {_var(name + '_file')} are both set: keep one")
+            try:
+                secret = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"{_var(name + '_file')}: cannot read {path}: {exc.strerror}") from None
+            object.__setattr__(self, name, SecretStr(secret))
+        for name in _WHSEC:
+            value: SecretStr | None = getattr(self, name)
+            if value is not None:
+                _check_whsec(name, value.get_secret_value())
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError(f"{_var('webhook_url')} is set but {_var('webhook_secret')} is not: every "
+                             "outbound webhook is signed; set the whsec_... secret its receiver verifies")
+        if self.task_time_limit <= self.task_soft_time_limit:
+            raise ValueError(f"{_var('task_time_limit')} must be longer than {_var('task_soft_time_limit')}")
+        return self
+
+    @property
+    def redis_url(self) -> str:
+        return self.store_url or self.broker_url
+
+    @property
+    def visibility_timeout(self) -> int:
+        """Longer than any countdown we schedule, so a delayed task is never handed out twice."""
+        longest = max(self.delivery_backoff_max_seconds, self.order_wait_max_seconds, self.task_time_limit)
+        return int(longest) * 2 + 300
+
+
+def _var(field: str) -> str:
+    return PREFIX + field.upper()
+
+
+def _check_whsec(name: str, secret: str) -> None:
+    raw = secret.removeprefix("whsec_")
+    try:
+        ok = bool(base64.b64decode(raw + "==", validate=False)) and secret.startswith("whsec_")
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{_var(name)} must be a Standard Webhooks secret: 'whsec_' followed by base64")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The settings, or a ConfigError naming each variable that is wrong."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"]]
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{_var(loc[0])}: {msg}" if loc else msg)
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
