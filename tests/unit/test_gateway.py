@@ -29,7 +29,7 @@ INBOUND = "whsec_" + base64.b64encode(b"gateway-inbound-secret-32-bytes!").decod
 FD_TOKEN = "freshdesk-shared-token-0123456789"
 NOW = datetime(2026, 11, 20, 10, 4, 30, tzinfo=UTC)
 SECRETS = {"APOLOGY_ZENDESK_SIGNING_SECRET": ZD_SECRET, "APOLOGY_INBOUND_SECRET": INBOUND,
-           "APOLOGY_FRESHDESK_INBOUND_TOKEN": FD_TOKEN}
+           "APOLOGY_FRESHDESK_INBOUND_TOKEN": FD_TOKEN, "APOLOGY_HELPSCOUT_SIGNING_SECRET": "helpscout-secret"}
 
 
 @dataclass
