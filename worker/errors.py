@@ -51,3 +51,7 @@ class SignatureError(ApologyWorkerError):
     Deliberately not an EventError: a forged or misconfigured sender is an authentication problem, not a
     payload one, and must never be answered 422 with details about the payload.
     """
+
+
+class BrokerUnavailable(ApologyWorkerError):
+    """The queue (Redis) did not accept an event: the gateway answers 503 so the sender retries later."""

@@ -40,3 +40,27 @@ def secret_option(target: str, options: Mapping[str, Any], key: str = "secret") 
         except OSError as exc:
             raise ConfigError(f"target {target!r}: cannot read {which} {value}: {exc.strerror}") from None
     return value
+
+
+def known_options(target: str, options: Mapping[str, Any], keys: set[str]) -> None:
+    """Refuse options a target does not read (a typo must not silently fall back to a default)."""
+    allowed = {"type"} | keys | {f"{k}_env" for k in keys} | {f"{k}_file" for k in keys}
+    unknown = set(options) - allowed
+    if unknown:
+        raise ConfigError(f"target {target!r}: unknown option(s) {', '.join(sorted(unknown))}")
+
+
+def setting(target: str, options: Mapping[str, Any], key: str, default_env: str | None = None, *,
+            required: bool = True) -> str | None:
+    """`key` inline, by `key_env` or `key_file`, else the documented variable `default_env`.
+
+    So a routes file may say just `type: zendesk` and take the credentials from APOLOGY_ZENDESK_*.
+    """
+    if any(options.get(k) for k in (key, f"{key}_env", f"{key}_file")):
+        return secret_option(target, options, key)
+    if default_env and os.environ.get(default_env):
+        return os.environ[default_env]
+    if required:
+        where = f" or set {default_env}" if default_env else ""
+        raise ConfigError(f"target {target!r}: give {key} (or {key}_env, {key}_file){where}")
+    return None

@@ -13,6 +13,7 @@ Env (read by the pipeline, passed to the constructor):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from worker.errors import DeliveryError
 from worker.models import Verdict
 from worker.targets._http import json_body, require
 from worker.targets.base import OutboundRequest
+from worker.targets.config import known_options, setting
 from worker.targets.notes import escalation_reasons, escalation_summary, items, short_version, ticket_link
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -80,3 +82,12 @@ def severity(verdict: Verdict) -> str:
     if verdict.context.legal_risk or verdict.signals.liability_admission:
         return "critical"
     return "error"
+
+
+def from_config(name: str, options: Mapping[str, Any]) -> PagerDutyTarget:
+    """A routes file entry `type: pagerduty`; defaults to APOLOGY_PAGERDUTY_ROUTING_KEY and APOLOGY_TICKET_URL."""
+    known_options(name, options, {"routing_key", "ticket_url", "source"})
+    return PagerDutyTarget(
+        routing_key=setting(name, options, "routing_key", "APOLOGY_PAGERDUTY_ROUTING_KEY") or "",
+        ticket_url=setting(name, options, "ticket_url", "APOLOGY_TICKET_URL", required=False),
+        source=str(options.get("source") or "apology-worker"), name=name)

@@ -11,12 +11,14 @@ Env (read by the pipeline, passed to the constructor):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from worker.models import Verdict
 from worker.targets._http import json_body, require
 from worker.targets.base import OutboundRequest
+from worker.targets.config import known_options, setting
 from worker.targets.notes import (
     escalation_reasons,
     escalation_summary,
@@ -90,3 +92,11 @@ def _esc(text: str) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def from_config(name: str, options: Mapping[str, Any]) -> SlackTarget:
+    """A routes file entry `type: slack`; defaults to APOLOGY_SLACK_WEBHOOK_URL and APOLOGY_TICKET_URL."""
+    known_options(name, options, {"webhook_url", "ticket_url"})
+    return SlackTarget(webhook_url=setting(name, options, "webhook_url", "APOLOGY_SLACK_WEBHOOK_URL") or "",
+                       ticket_url=setting(name, options, "ticket_url", "APOLOGY_TICKET_URL", required=False),
+                       name=name)

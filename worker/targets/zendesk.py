@@ -12,11 +12,14 @@ Env (read by the pipeline, passed to the constructor):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from worker.models import Verdict
 from worker.targets._http import JSON_HEADERS, basic_auth, host, json_body, numeric_id, require
 from worker.targets.base import OutboundRequest
+from worker.targets.config import known_options, setting
 from worker.targets.notes import note_html, ticket_tags
 
 
@@ -27,6 +30,7 @@ class ZendeskTarget:
     api_token: str
     name: str = "zendesk"
     tag_prefix: str = "apology"
+    api_url: str | None = None  # instead of https://<subdomain>.zendesk.com: a proxy, or a test fake
 
     def __post_init__(self) -> None:
         host(self.subdomain, ".zendesk.com", "APOLOGY_ZENDESK_SUBDOMAIN")
@@ -35,14 +39,27 @@ class ZendeskTarget:
 
     def build(self, verdict: Verdict, delivery_id: str) -> OutboundRequest:
         ticket_id = numeric_id(verdict.ticket_id, "Zendesk")
-        base = host(self.subdomain, ".zendesk.com", "APOLOGY_ZENDESK_SUBDOMAIN")
+        base = (self.api_url.rstrip("/") if self.api_url
+                else "https://" + host(self.subdomain, ".zendesk.com", "APOLOGY_ZENDESK_SUBDOMAIN"))
         body = {"ticket": {
             "comment": {"html_body": note_html(verdict), "public": False},
             "additional_tags": ticket_tags(verdict, self.tag_prefix),
         }}
         return OutboundRequest(
             method="PUT",
-            url=f"https://{base}/api/v2/tickets/{ticket_id}.json",
+            url=f"{base}/api/v2/tickets/{ticket_id}.json",
             headers={**JSON_HEADERS, "Authorization": basic_auth(f"{self.email}/token", self.api_token)},
             body=json_body(body),
         )
+
+
+def from_config(name: str, options: Mapping[str, Any]) -> ZendeskTarget:
+    """A routes file entry `type: zendesk`; credentials default to APOLOGY_ZENDESK_SUBDOMAIN/EMAIL/API_TOKEN."""
+    known_options(name, options, {"subdomain", "email", "api_token", "tag_prefix", "api_url"})
+    return ZendeskTarget(
+        subdomain=setting(name, options, "subdomain", "APOLOGY_ZENDESK_SUBDOMAIN") or "",
+        email=setting(name, options, "email", "APOLOGY_ZENDESK_EMAIL") or "",
+        api_token=setting(name, options, "api_token", "APOLOGY_ZENDESK_API_TOKEN") or "",
+        name=name, tag_prefix=str(options.get("tag_prefix") or "apology"),
+        api_url=setting(name, options, "api_url", required=False),
+    )

@@ -1,0 +1,260 @@
+"""The gateway through Starlette's TestClient, with a fake submit: no Redis, no worker.
+
+Zendesk signatures are computed here with hmac/base64 directly; Standard Webhooks ones with the
+`standardwebhooks` library, as any sender would.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from standardwebhooks import Webhook
+from starlette.testclient import TestClient
+
+from tests.support.payloads import fixture, fixture_bytes
+from worker.engine import Policy
+from worker.errors import BrokerUnavailable
+from worker.gateway import GatewayDeps, create_app
+from worker.models import TicketEvent
+
+ZD_SECRET = "dGhpc2lzYXplbmRlc2tzZWNyZXQ"
+INBOUND = "whsec_" + base64.b64encode(b"gateway-inbound-secret-32-bytes!").decode()
+FD_TOKEN = "freshdesk-shared-token-0123456789"
+NOW = datetime(2026, 11, 20, 10, 4, 30, tzinfo=UTC)
+SECRETS = {"APOLOGY_ZENDESK_SIGNING_SECRET": ZD_SECRET, "APOLOGY_INBOUND_SECRET": INBOUND,
+           "APOLOGY_FRESHDESK_INBOUND_TOKEN": FD_TOKEN, "APOLOGY_HELPSCOUT_SIGNING_SECRET": "helpscout-secret"}
+
+
+@dataclass
+class FakeQueue:
+    events: list[TicketEvent] = field(default_factory=list)
+    down: bool = False
+
+    def submit(self, event: TicketEvent) -> None:
+        if self.down:
+            raise BrokerUnavailable("ConnectionError: connection refused")
+        self.events.append(event)
+
+
+def make_client(policy: Policy, queue: FakeQueue, secrets: dict[str, str] | None = None,
+                max_body: int = 64_000) -> TestClient:
+    given = SECRETS if secrets is None else secrets
+    deps = GatewayDeps(queue.submit, lambda: not queue.down, policy, lambda env: given.get(env, ""),
+                       max_body=max_body, clock=lambda: NOW)
+    return TestClient(create_app(deps))
+
+
+@pytest.fixture()
+def queue() -> FakeQueue:
+    return FakeQueue()
+
+
+@pytest.fixture()
+def client(policy: Policy, queue: FakeQueue) -> TestClient:
+    return make_client(policy, queue)
+
+
+def zendesk_headers(body: bytes, timestamp: str = "2026-11-20T10:04:00Z", secret: str = ZD_SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
+    return {"X-Zendesk-Webhook-Signature": base64.b64encode(digest).decode(),
+            "X-Zendesk-Webhook-Signature-Timestamp": timestamp, "Content-Type": "application/json"}
+
+
+def standard_headers(body: bytes, msg_id: str = "msg_1", at: datetime | None = None) -> dict[str, str]:
+    when = at or datetime.now(UTC)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(when.timestamp())),
+            "webhook-signature": Webhook(INBOUND).sign(msg_id, when, body.decode()),
+            "content-type": "application/json"}
+
+
+HISTORY: dict[str, Any] = {
+    "ticket": {"id": "5158", "subject": "Order arrived broken", "channel": "email"},
+    "messages": [
+        {"id": "c1", "role": "customer", "body": "My order arrived broken. This is the second time!",
+         "created_at": "2026-11-20T09:00:00Z"},
+        {"id": "a1", "role": "agent", "author": {"id": "a-17"},
+         "body": "Hi Dana, sorry for any inconvenience. I've issued a refund.",
+         "created_at": "2026-11-20T09:40:00Z"},
+    ],
+}
+
+
+# -- /v1/events/zendesk ----------------------------------------------------------------------------------
+def test_signed_zendesk_comment_is_enqueued_and_answered_202_with_its_event_id(client: TestClient,
+                                                                                queue: FakeQueue) -> None:
+    body = fixture_bytes("zendesk-comment-added.json")
+    r = client.post("/v1/events/zendesk", content=body, headers=zendesk_headers(body))
+    assert r.status_code == 202
+    assert r.json() == {"status": "accepted", "event_id": "zd-5158-9876543210"}
+    assert [e.event_id for e in queue.events] == ["zd-5158-9876543210"]
+    assert queue.events[0].message.role == "agent"
+
+
+@pytest.mark.parametrize("tamper", ["body", "secret", "missing", "no-timestamp"])
+def test_bad_or_missing_zendesk_signature_is_401_and_nothing_is_enqueued(client: TestClient, queue: FakeQueue,
+                                                                         tamper: str) -> None:
+    body = fixture_bytes("zendesk-comment-added.json")
+    headers = zendesk_headers(body, secret="other" if tamper == "secret" else ZD_SECRET)
+    if tamper == "body":
+        body = body.replace(b"refund", b"rebate")
+    if tamper == "missing":
+        del headers["X-Zendesk-Webhook-Signature"]
+    if tamper == "no-timestamp":
+        del headers["X-Zendesk-Webhook-Signature-Timestamp"]
+    r = client.post("/v1/events/zendesk", content=body, headers=headers)
+    assert r.status_code == 401
+    assert r.json()["status"] == 401
+    assert queue.events == []
+
+
+def test_replayed_zendesk_request_with_a_stale_timestamp_is_401(client: TestClient, queue: FakeQueue) -> None:
+    body = fixture_bytes("zendesk-comment-added.json")
+    stale = (NOW - timedelta(minutes=6)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    r = client.post("/v1/events/zendesk", content=body, headers=zendesk_headers(body, stale))
+    assert r.status_code == 401
+    assert "replay" in r.json()["detail"]
+    assert queue.events == []
+
+
+def test_malformed_zendesk_payload_is_422_with_field_level_reasons(client: TestClient, queue: FakeQueue) -> None:
+    payload = fixture("zendesk-comment-added.json")
+    del payload["detail"]["id"]
+    body = json.dumps(payload).encode()
+    r = client.post("/v1/events/zendesk", content=body, headers=zendesk_headers(body))
+    assert r.status_code == 422
+    assert r.json()["issues"] == [{"field": "detail.id", "reason": "missing"}]
+    assert queue.events == []
+
+
+def test_invalid_json_is_422_on_the_body(client: TestClient) -> None:
+    body = b"{not json"
+    r = client.post("/v1/events/zendesk", content=body, headers=zendesk_headers(body))
+    assert r.status_code == 422
+    assert r.json()["issues"][0]["field"] == "(body)"
+
+
+def test_event_we_do_not_review_is_2xx_with_nothing_enqueued(client: TestClient, queue: FakeQueue) -> None:
+    body = fixture_bytes("zendesk-status-changed.json")
+    r = client.post("/v1/events/zendesk", content=body, headers=zendesk_headers(body))
+    assert r.status_code == 200
+    assert r.json() == {"status": "ignored"}
+    assert queue.events == []
+
+
+def test_oversized_body_is_413_before_authentication_or_parsing(policy: Policy, queue: FakeQueue) -> None:
+    client = make_client(policy, queue, max_body=1000)
+    body = b'{"pad": "' + b"x" * 2000 + b'"}'
+    r = client.post("/v1/events/zendesk", content=body)  # unsigned: the size is checked first
+    assert r.status_code == 413
+    streamed = client.post("/v1/events/generic", content=iter([b"x" * 600, b"x" * 600]))  # no length header
+    assert streamed.status_code == 413
+    assert client.post("/v1/review", content=body).status_code == 413
+    assert queue.events == []
+
+
+def test_broker_unreachable_is_503_with_retry_after_and_never_2xx(client: TestClient, queue: FakeQueue) -> None:
+    queue.down = True
+    body = fixture_bytes("zendesk-comment-added.json")
+    r = client.post("/v1/events/zendesk", content=body, headers=zendesk_headers(body))
+    assert r.status_code == 503
+    assert int(r.headers["retry-after"]) > 0
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200
+    queue.down = False
+    assert client.get("/readyz").status_code == 200
+    assert client.post("/v1/events/zendesk", content=body, headers=zendesk_headers(body)).status_code == 202
+
+
+def test_source_without_a_configured_secret_is_503_so_the_helpdesk_retries(policy: Policy,
+                                                                            queue: FakeQueue) -> None:
+    client = make_client(policy, queue, secrets={})
+    body = fixture_bytes("zendesk-comment-added.json")
+    r = client.post("/v1/events/zendesk", content=body, headers=zendesk_headers(body))
+    assert r.status_code == 503
+    assert "APOLOGY_ZENDESK_SIGNING_SECRET" in r.json()["detail"]
+    assert queue.events == []
+
+
+def test_unknown_source_is_404(client: TestClient) -> None:
+    assert client.post("/v1/events/nope", content=b"{}").status_code == 404
+
+
+# -- /v1/events/generic and freshdesk --------------------------------------------------------------------
+def test_generic_event_signed_per_standard_webhooks_is_accepted(client: TestClient, queue: FakeQueue) -> None:
+    body = fixture_bytes("generic-event.json")
+    r = client.post("/v1/events/generic", content=body, headers=standard_headers(body))
+    assert r.status_code == 202
+    assert r.json()["event_id"] == queue.events[0].event_id
+
+
+def test_generic_event_with_a_stale_timestamp_is_401(client: TestClient, queue: FakeQueue) -> None:
+    body = fixture_bytes("generic-event.json")
+    headers = standard_headers(body, at=datetime.now(UTC) - timedelta(minutes=10))
+    assert client.post("/v1/events/generic", content=body, headers=headers).status_code == 401
+    assert queue.events == []
+
+
+def test_generic_event_missing_required_fields_is_422_naming_them(client: TestClient) -> None:
+    body = json.dumps({"event_id": "e1", "ticket": {"id": "1"}}).encode()
+    r = client.post("/v1/events/generic", content=body, headers=standard_headers(body))
+    assert r.status_code == 422
+    assert "message" in {i["field"] for i in r.json()["issues"]}
+
+
+def test_freshdesk_shared_token(client: TestClient, queue: FakeQueue) -> None:
+    body = fixture_bytes("freshdesk-reply.json")
+    assert client.post("/v1/events/freshdesk", content=body,
+                       headers={"X-Apology-Token": "wrong"}).status_code == 401
+    r = client.post("/v1/events/freshdesk", content=body, headers={"X-Apology-Token": FD_TOKEN})
+    assert r.status_code == 202
+    assert len(queue.events) == 1
+
+
+# -- /v1/review ----------------------------------------------------------------------------------------------
+def test_review_answers_the_verdict_of_the_last_agent_message(client: TestClient, queue: FakeQueue) -> None:
+    body = json.dumps(HISTORY).encode()
+    r = client.post("/v1/review", content=body, headers=standard_headers(body))
+    assert r.status_code == 200
+    verdict = r.json()
+    assert (verdict["ticket_id"], verdict["message_id"]) == ("5158", "a1")
+    assert verdict["signals"]["apology"] == "generic"
+    assert "generic-apology" in {f["rule"] for f in verdict["findings"]}
+    assert queue.events == []  # in process, never the queue
+
+
+def test_review_requires_the_inbound_signature_when_the_secret_is_set(client: TestClient) -> None:
+    body = json.dumps(HISTORY).encode()
+    assert client.post("/v1/review", content=body).status_code == 401
+    stale = standard_headers(body, at=datetime.now(UTC) - timedelta(minutes=10))
+    assert client.post("/v1/review", content=body, headers=stale).status_code == 401
+
+
+def test_review_is_open_when_no_inbound_secret_is_set(policy: Policy, queue: FakeQueue) -> None:
+    client = make_client(policy, queue, secrets={})
+    assert client.post("/v1/review", json=HISTORY).status_code == 200
+
+
+def test_review_without_an_agent_message_or_with_bad_fields_is_422(client: TestClient) -> None:
+    only_customer = {"ticket": {"id": "1"}, "messages": [HISTORY["messages"][0]]}
+    body = json.dumps(only_customer).encode()
+    r = client.post("/v1/review", content=body, headers=standard_headers(body))
+    assert r.status_code == 422
+    assert r.json()["issues"][0]["field"] == "messages"
+    body = json.dumps({"ticket": {}, "messages": []}).encode()
+    r = client.post("/v1/review", content=body, headers=standard_headers(body))
+    assert r.status_code == 422
+    assert {"ticket.id", "messages"} <= {i["field"] for i in r.json()["issues"]}
+
+
+def test_openapi_is_published(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.1")
+    assert {"/v1/events/{source}", "/v1/review", "/healthz", "/readyz"} <= set(doc["paths"])
+    assert {"TicketHistory", "Verdict", "Problem"} <= set(doc["components"]["schemas"])

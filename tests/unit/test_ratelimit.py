@@ -1,0 +1,50 @@
+"""The shared token bucket on fakeredis: bursts, refill, per-target isolation, unlimited targets."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from worker.ratelimit import Rate, TokenBuckets
+
+
+@pytest.fixture()
+def buckets() -> TokenBuckets:
+    return TokenBuckets(fakeredis.FakeRedis(), {"zendesk": Rate(per_second=2, burst=3), "slack": Rate(1)})
+
+
+def test_a_burst_goes_through_then_the_next_waits_for_a_refill(buckets: TokenBuckets) -> None:
+    assert [buckets.take("zendesk", now=100.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert buckets.take("zendesk", now=100.0) == pytest.approx(0.5)
+    assert buckets.take("zendesk", now=100.5) == 0.0  # half a second refills one token at 2/s
+
+
+def test_refill_never_exceeds_the_burst(buckets: TokenBuckets) -> None:
+    buckets.take("zendesk", now=0.0)
+    assert [buckets.take("zendesk", now=1000.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert buckets.take("zendesk", now=1000.0) > 0
+
+
+def test_targets_have_separate_buckets_and_unlisted_ones_are_unlimited(buckets: TokenBuckets) -> None:
+    assert buckets.take("slack", now=5.0) == 0.0
+    assert buckets.take("slack", now=5.0) == pytest.approx(1.0)
+    assert buckets.take("zendesk", now=5.0) == 0.0
+    assert all(buckets.take("webhook") == 0.0 for _ in range(100))
+
+
+def test_without_a_clock_the_redis_server_time_is_used(buckets: TokenBuckets) -> None:
+    assert buckets.take("slack") == 0.0
+    assert 0.0 < buckets.take("slack") <= 1.0
+
+
+def test_shared_by_every_worker_through_the_same_redis() -> None:
+    server = fakeredis.FakeServer()
+    a = TokenBuckets(fakeredis.FakeRedis(server=server), {"pd": Rate(1)})
+    b = TokenBuckets(fakeredis.FakeRedis(server=server), {"pd": Rate(1)})
+    assert a.take("pd", now=10.0) == 0.0
+    assert b.take("pd", now=10.0) == pytest.approx(1.0)
+
+
+def test_invalid_rates_are_refused() -> None:
+    with pytest.raises(ValueError):
+        Rate(per_second=0)
