@@ -17,6 +17,7 @@ import redis
 from worker.delivery import new_client
 from worker.engine import load_policy
 from worker.pipeline import Deps, Limits
+from worker.ratelimit import TokenBuckets
 from worker.routing import Router, build_router
 from worker.settings import Settings, load_settings
 from worker.stores import Stores
@@ -63,8 +64,11 @@ def deps(cfg: Settings, send_delivery: Callable[[dict[str, Any]], None],
             http.append(new_client(cfg.http_connect_timeout, cfg.http_read_timeout))
         return http[0]
 
-    return Deps(stores(cfg, client), load_policy(cfg.policy or os.environ.get("APOLOGY_POLICY")),
-                router(cfg), send_delivery, http_client, limits(cfg))
+    the_stores = stores(cfg, client)
+    the_router = router(cfg)
+    buckets = TokenBuckets(the_stores.redis, the_router.rates)
+    return Deps(the_stores, load_policy(cfg.policy or os.environ.get("APOLOGY_POLICY")),
+                the_router, send_delivery, http_client, limits(cfg), throttle=buckets.take)
 
 
 def warm(deps: Deps) -> None:

@@ -36,7 +36,7 @@ from worker.targets.base import delivery_id
 log = logs.get_logger("worker.pipeline")
 
 EventStatus = Literal["judged", "remembered", "duplicate", "busy", "waiting", "rejected"]
-DeliveryStatus = Literal["delivered", "skipped", "busy", "retry", "dead"]
+DeliveryStatus = Literal["delivered", "skipped", "busy", "retry", "throttled", "dead"]
 BUSY_RETRY_SECONDS = 2.0
 
 
@@ -60,6 +60,8 @@ class Deps:
     send_delivery: Callable[[dict[str, Any]], None]
     http: Callable[[], httpx.Client]
     limits: Limits = field(default_factory=Limits)
+    # Seconds to wait before the next request to a target may go (its shared token bucket); 0 = now.
+    throttle: Callable[[str], float] = lambda target: 0.0
     cache: CustomerCache = field(default_factory=lambda: LRU(20_000))
 
 
@@ -246,6 +248,10 @@ def deliver(payload: dict[str, Any], deps: Deps, attempt: int = 0) -> DeliveryOu
             target = deps.router.target(job.target)
         except ConfigError as exc:
             return _dead(deps, job, str(exc), None, "")
+        wait = deps.throttle(job.target)
+        if wait > 0:
+            metrics.DELIVERIES.labels(job.target, "throttled").inc()
+            return DeliveryOutcome("throttled", retry_in=wait)
         request = target.build(Verdict.model_validate(job.verdict), job.delivery_id)
         result = send(deps.http(), request)
         metrics.DELIVERY_SECONDS.labels(job.target).observe(result.seconds)

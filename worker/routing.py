@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from worker.errors import ConfigError
 from worker.models import SEVERITY_RANK, Action, Severity, Ticket, Verdict
+from worker.ratelimit import Rate
 from worker.targets.base import Target
 from worker.targets.webhook import WebhookTarget
 
@@ -72,12 +73,17 @@ class Route:
         return self.tags is None or bool(self.tags.intersection(ticket.tags))
 
 
+_RATE = re.compile(r"^(\d+(?:\.\d+)?)\s*/\s*(s|sec|min|h|hour)$")
+
+
 class Router:
     """Named targets and the routes over them; the same object serves handle_event and deliver."""
 
-    def __init__(self, targets: Mapping[str, Target], routes: list[Route]) -> None:
+    def __init__(self, targets: Mapping[str, Target], routes: list[Route],
+                 rates: Mapping[str, Rate] | None = None) -> None:
         self.targets = dict(targets)
         self.routes = list(routes)
+        self.rates = dict(rates or {})  # target name -> its rate limit, shared by every worker
         for route in self.routes:
             for name in route.targets:
                 if name not in self.targets:
@@ -104,6 +110,7 @@ def build_router(webhook_url: str | None = None, webhook_secret: str | None = No
                  routes_path: Path | None = None) -> Router:
     targets: dict[str, Target] = {}
     routes: list[Route] = []
+    rates: dict[str, Rate] = {}
     if webhook_url is not None:
         if not webhook_secret:
             raise ConfigError("APOLOGY_WEBHOOK_URL needs APOLOGY_WEBHOOK_SECRET")
@@ -115,12 +122,27 @@ def build_router(webhook_url: str | None = None, webhook_secret: str | None = No
             if name in targets:
                 raise ConfigError(f"{routes_path}: targets.{name}: the name {name!r} is taken by "
                                   "APOLOGY_WEBHOOK_URL; choose another")
-            targets[name] = _build_target(routes_path, name, options)
+            rate = options.get("rate")
+            if rate is not None:
+                rates[name] = _rate(routes_path, name, rate)
+            targets[name] = _build_target(routes_path, name, {k: v for k, v in options.items() if k != "rate"})
         for i, r in enumerate(spec.routes):
             routes.append(Route(
                 r.name or f"routes[{i}]", tuple(r.targets), frozenset(r.actions), r.min_severity,
                 _set(r.teams), _set(r.channels), _set(r.tags)))
-    return Router(targets, routes)
+    return Router(targets, routes, rates)
+
+
+def _rate(path: Path, name: str, value: Any) -> Rate:
+    """`rate: 60/min` (also /s, /h): requests per period this target accepts, bursting to one period's worth."""
+    match = _RATE.match(str(value).strip())
+    if match is None:
+        raise ConfigError(f"{path}: targets.{name}.rate: write it as N/s, N/min or N/h, e.g. '60/min'")
+    count = float(match.group(1))
+    seconds = {"s": 1, "sec": 1, "min": 60, "h": 3600, "hour": 3600}[match.group(2)]
+    if count <= 0:
+        raise ConfigError(f"{path}: targets.{name}.rate: must be more than zero")
+    return Rate(per_second=count / seconds, burst=max(1, int(count)))
 
 
 def _set(values: list[str] | None) -> frozenset[str] | None:

@@ -38,8 +38,13 @@ def handle_event(self: Task, payload: Any) -> str:
 @app.task(name=bootstrap.DELIVER, bind=True, max_retries=None, autoretry_for=(SoftTimeLimitExceeded,),
           retry_backoff=True)
 def deliver(self: Task, job: dict[str, Any]) -> str:
+    # Waits for a target's rate limit are retries too, but they must not use up the delivery's attempts:
+    # the job counts them, and the attempt number leaves them out.
+    throttled = int(job.get("throttled", 0))
     with logs.task_context(task_id=self.request.id):
-        outcome = pipeline.deliver(job, _deps(), attempt=self.request.retries)
+        outcome = pipeline.deliver(job, _deps(), attempt=self.request.retries - throttled)
+    if outcome.status == "throttled":
+        raise self.retry(args=[{**job, "throttled": throttled + 1}], countdown=outcome.retry_in)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status

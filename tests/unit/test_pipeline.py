@@ -159,6 +159,16 @@ def test_a_delivery_is_sent_signed_once(policy: Policy) -> None:
     assert body["data"] == job["verdict"]
 
 
+def test_a_throttled_target_waits_without_sending_or_using_the_claim(policy: Policy) -> None:
+    h, job = _job(policy)
+    waits = iter([1.5, 0.0])
+    throttled = Deps(**{**h.deps.__dict__, "throttle": lambda target: next(waits)})
+    first = deliver(job, throttled)
+    assert (first.status, first.retry_in, h.sent) == ("throttled", 1.5, [])
+    assert deliver(job, throttled).status == "delivered"
+    assert len(h.sent) == 1
+
+
 def test_server_errors_are_retried_with_backoff_and_the_same_webhook_id(policy: Policy) -> None:
     answers = iter([httpx.Response(503), httpx.Response(429, headers={"retry-after": "7"}),
                     httpx.Response(200)])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import fakeredis
 import pytest
 
+from worker.errors import ConfigError
 from worker.ratelimit import Rate, TokenBuckets
 
 
@@ -48,3 +51,18 @@ def test_shared_by_every_worker_through_the_same_redis() -> None:
 def test_invalid_rates_are_refused() -> None:
     with pytest.raises(ValueError):
         Rate(per_second=0)
+
+
+def test_routes_file_rate_limits_a_target(tmp_path: Path) -> None:
+    from worker.routing import build_router
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("targets:\n  hook:\n    type: webhook\n    url: https://hooks.example.com/x\n"
+                      "    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n    rate: 120/min\n"
+                      "routes:\n  - targets: [hook]\n", encoding="utf-8")
+    router = build_router(routes_path=routes)
+    assert router.rates["hook"].per_second == 2.0 and router.rates["hook"].burst == 120
+    routes.write_text(routes.read_text().replace("120/min", "lots"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"targets\.hook\.rate"):
+        build_router(routes_path=routes)
+
