@@ -28,7 +28,7 @@ def _metrics_dir(cfg: Settings) -> None:
 
 
 def create_app(cfg: Settings) -> Celery:
-    app = Celery("apology_worker", broker=cfg.broker_url, include=["worker.tasks"])
+    app = Celery("apology_worker", broker=cfg.broker_url, include=["worker.tasks", "worker.backfill_tasks"])
     app.conf.update(
         # JSON only: a serialiser that rebuilds Python objects would run code from anyone who can write to the broker.
         task_serializer="json",

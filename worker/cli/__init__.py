@@ -6,10 +6,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from worker.cli import dead_letters_cmd, enqueue_cmd, policy_cmd, report_cmd, review_cmd, schema_cmd, serve_cmd
+from worker.cli import (
+    backfill_cmd,
+    dead_letters_cmd,
+    enqueue_cmd,
+    policy_cmd,
+    report_cmd,
+    review_cmd,
+    schema_cmd,
+    serve_cmd,
+)
 from worker.errors import ApologyWorkerError
 
-COMMANDS = [review_cmd, policy_cmd, schema_cmd, report_cmd, enqueue_cmd, dead_letters_cmd, serve_cmd]
+COMMANDS = [review_cmd, policy_cmd, schema_cmd, report_cmd, enqueue_cmd, dead_letters_cmd, backfill_cmd, serve_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,184 @@
+"""Backfill job state on fakeredis: counted once, done once, resumable, cancellable; and a whole job run
+in process (producer and chunk service) including a producer stopped half way and resumed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import fakeredis
+import pytest
+
+from tests.support.histories import write_history
+from worker.backfill import BadLine, job_id, shard_path
+from worker.backfill_service import ChunkDeps, process_chunk
+from worker.cli.backfill_cmd import produce
+from worker.engine import Policy, review_history
+from worker.jobs import JobStore
+from worker.models import TicketHistory
+
+
+@pytest.fixture()
+def store() -> Iterator[JobStore]:
+    client = fakeredis.FakeRedis()
+    yield JobStore(client, clock=lambda: 1000.0)
+    client.flushall()
+
+
+def _create(store: JobStore, jid: str = "bf-1", output: str | None = "/tmp/out", **kw: object) -> None:
+    assert store.create(jid, files=["/data/h.jsonl"], policy=None, policy_version="sha256:x", output=output,
+                        deliver=bool(kw.get("deliver", False)), rate=kw.get("rate"),  # type: ignore[arg-type]
+                        chunk_replies=10)
+
+
+def test_create_is_once(store: JobStore) -> None:
+    _create(store)
+    assert not store.create("bf-1", files=[], policy=None, policy_version="other", output=None, deliver=False,
+                            rate=None, chunk_replies=1)
+    job = store.get("bf-1")
+    assert job is not None and job.policy_version == "sha256:x" and job.state == "reading"
+    assert store.jobs() == ["bf-1"]
+    assert store.get("nope") is None
+
+
+def test_chunks_and_verdicts_are_counted_once(store: JobStore) -> None:
+    _create(store)
+    for _ in range(2):  # a resumed producer stores the same chunks again
+        assert store.add_chunk("bf-1", 0, 10, b"c0", "f:3")
+        assert store.add_chunk("bf-1", 1, 12, b"c1", "f:7")
+    assert store.pending_chunks("bf-1") == [0, 1]
+    assert store.finish_chunk("bf-1", 0, 10, 10)
+    assert not store.finish_chunk("bf-1", 0, 10, 10)  # a redelivered chunk
+    assert not store.add_chunk("bf-1", 0, 10, b"c0", "f:3")  # done: its input is not stored again
+    assert store.chunk_payload("bf-1", 0) is None and store.chunk_payload("bf-1", 1) == b"c1"
+    job = store.get("bf-1")
+    assert job is not None
+    assert (job.enqueued, job.replies, job.done, job.replies_done, job.verdicts) == (2, 22, 1, 10, 10)
+    assert job.position == "f:7" and not job.reading_done
+    assert store.pending_chunks("bf-1") == [1]
+
+
+def test_done_when_read_to_the_end_and_every_chunk_finished(store: JobStore) -> None:
+    _create(store)
+    store.add_chunk("bf-1", 0, 10, b"c0", "f:3")
+    store.add_chunk("bf-1", 1, 5, b"c1", "f:5")
+    store.finish_chunk("bf-1", 1, 5, 5)
+    assert store.end_reading("bf-1", 2) == "enqueued"
+    store.finish_chunk("bf-1", 0, 10, 10)
+    job = store.get("bf-1")
+    assert job is not None and job.state == "done" and job.complete and job.finished_at == 1000.0
+
+
+def test_bad_lines_and_failures_keep_a_job_from_complete(store: JobStore) -> None:
+    _create(store)
+    store.add_bad_lines("bf-1", [BadLine("f:2", "not valid JSON")] * 2)  # recorded once per location
+    store.add_chunk("bf-1", 0, 10, b"c0", "f:3")
+    store.finish_chunk("bf-1", 0, 10, 9, [BadLine("chunk 0 ticket T-1", "engine error")])
+    assert store.end_reading("bf-1", 1) == "done"
+    job = store.get("bf-1")
+    assert job is not None and job.bad_lines == 1 and job.failed == 1 and not job.complete
+    assert [b.location for b in store.bad_lines("bf-1")] == ["chunk 0 ticket T-1", "f:2"]
+
+
+def test_cancel_and_resume(store: JobStore) -> None:
+    _create(store)
+    store.add_chunk("bf-1", 0, 10, b"c0", "f:3")
+    store.end_reading("bf-1", 1)
+    assert store.cancel("bf-1")
+    assert store.end_reading("bf-1", 1) == "cancelled"
+    store.finish_chunk("bf-1", 0, 10, 10)  # a chunk already running when cancelled
+    job = store.get("bf-1")
+    assert job is not None and job.state == "cancelled"
+    store.resume("bf-1")
+    job = store.get("bf-1")
+    assert job is not None and job.state == "done"
+    assert store.cancel("bf-1")
+    assert store.get("bf-1").state == "done"  # type: ignore[union-attr]
+    assert not store.cancel("nope")
+
+
+def test_delivery_slots_keep_the_rate_over_all_callers(store: JobStore) -> None:
+    delays = [store.delivery_delay("bf-1", 120) for _ in range(4)]
+    assert delays == [0.0, 0.5, 1.0, 1.5]
+    assert store.delivery_backlog("bf-1") == 2.0
+
+
+# -- a whole job, in process -------------------------------------------------------------------------------
+def _expected(history: Path, policy: Policy) -> list[tuple[str, str]]:
+    return sorted((v.ticket_id, v.message_id) for line in history.read_text().splitlines()
+                  for v in review_history(TicketHistory.model_validate_json(line), policy))
+
+
+def _output(out: Path) -> list[tuple[str, str]]:
+    import json
+
+    return sorted((d["ticket_id"], d["message_id"]) for p in out.glob("part-*.jsonl")
+                  for d in map(json.loads, p.read_text().splitlines()))
+
+
+def test_a_job_runs_and_resumes_after_the_producer_stops(store: JobStore, tmp_path: Path,
+                                                         policy: Policy) -> None:
+    history = write_history(tmp_path / "h.jsonl", tickets=200)
+    out = tmp_path / "out"
+    jid = job_id([str(history)], policy.version, 20)
+    store.create(jid, files=[str(history)], policy=None, policy_version=policy.version, output=str(out),
+                 deliver=False, rate=None, chunk_replies=20)
+    deps = ChunkDeps(store, lambda _: policy)
+    queue: list[int] = []
+
+    class Crash(Exception):
+        pass
+
+    def send_then_crash(job: str, index: int) -> None:
+        queue.append(index)
+        if index == 4:
+            raise Crash  # the producer dies right after sending chunk 4
+
+    with pytest.raises(Crash):
+        produce(jid, store, policy, send=send_then_crash)
+    # a worker finishes two chunks, and chunk 1 twice (redelivered); the rest of the queue is lost
+    assert [process_chunk(jid, i, deps) for i in (0, 1, 1)] == ["done", "done", "duplicate"]
+    job = store.get(jid)
+    assert job is not None and job.enqueued == 5 and job.state == "reading"
+
+    resent: list[int] = []
+    produce(jid, store, policy, send=lambda j, i: resent.append(i))
+    assert resent[:3] == [2, 3, 4] and resent[3] == 5  # unfinished first, then reading goes on at 5
+    for i in resent:
+        assert process_chunk(jid, i, deps) == "done"
+    job = store.get(jid)
+    assert job is not None and job.state == "done" and job.complete
+    assert _output(out) == _expected(history, policy)
+    assert len(list(out.glob("part-*.jsonl"))) == job.chunks
+    assert shard_path(out, 0).exists()
+
+    produce(jid, store, policy, send=lambda j, i: pytest.fail("a done job sends nothing"))
+
+
+def test_cancelled_chunks_are_skipped(store: JobStore, tmp_path: Path, policy: Policy) -> None:
+    history = write_history(tmp_path / "h.jsonl", tickets=30)
+    store.create("bf-c", files=[str(history)], policy=None, policy_version=policy.version,
+                 output=str(tmp_path / "o"), deliver=False, rate=None, chunk_replies=10)
+    sent: list[int] = []
+    produce("bf-c", store, policy, send=lambda j, i: sent.append(i))
+    store.cancel("bf-c")
+    deps = ChunkDeps(store, lambda _: policy)
+    assert {process_chunk("bf-c", i, deps) for i in sent} == {"cancelled"}
+    assert process_chunk("nope", 0, deps) == "missing"
+
+
+def test_deliveries_are_routed_under_the_rate(store: JobStore, tmp_path: Path, policy: Policy) -> None:
+    from worker.routing import IMPLICIT_TARGET, build_router
+
+    history = write_history(tmp_path / "h.jsonl", tickets=20)
+    store.create("bf-d", files=[str(history)], policy=None, policy_version=policy.version, output=None,
+                 deliver=True, rate=600.0, chunk_replies=1000)
+    router = build_router("https://example.invalid/hook", "whsec_" + "a" * 32, None)
+    sent: list[tuple[dict[str, object], float]] = []
+    deps = ChunkDeps(store, lambda _: policy, lambda: router, lambda job, delay: sent.append((job, delay)))
+    produce("bf-d", store, policy, send=lambda j, i: process_chunk(j, i, deps))
+    job = store.get("bf-d")
+    assert job is not None and job.complete
+    assert sent and all(j["target"] == IMPLICIT_TARGET for j, _ in sent)
+    assert [round(d, 6) for _, d in sent] == [round(i * 0.1, 6) for i in range(len(sent))]
+    assert len({j["delivery_id"] for j, _ in sent}) == len(sent)

@@ -1,0 +1,47 @@
+"""The backfill chunk task: translate the message, hand it to `worker.backfill_service`, nothing more."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import redis
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from worker import bootstrap, logs
+from worker.app import app, settings
+from worker.backfill_service import ChunkDeps, process_chunk
+from worker.engine import Policy, load_policy
+from worker.jobs import JobStore
+from worker.routing import Router
+
+BACKFILL_CHUNK = "apology.backfill_chunk"
+
+
+@cache
+def _policy(spec: str | None) -> Policy:
+    return load_policy(spec)
+
+
+@cache
+def _router() -> Router:
+    return bootstrap.router(settings)
+
+
+def _send_delivery(job: dict[str, Any], countdown: float) -> None:
+    app.send_task(bootstrap.DELIVER, args=[job], countdown=countdown or None)
+
+
+@cache
+def _deps() -> ChunkDeps:
+    # Built on first use in each pool process, after the fork (sockets are not shared across it).
+    client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    return ChunkDeps(JobStore(client), _policy, _router, _send_delivery)
+
+
+@app.task(name=BACKFILL_CHUNK, bind=True, max_retries=5, autoretry_for=(SoftTimeLimitExceeded,),
+          retry_backoff=True)
+def backfill_chunk(self: Task, job_id: str, index: int) -> str:
+    with logs.task_context(task_id=self.request.id):
+        return process_chunk(job_id, int(index), _deps())

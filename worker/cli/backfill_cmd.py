@@ -1,0 +1,358 @@
+"""`apology-worker backfill start|status|resume|cancel`: fan a history export out over the workers.
+
+Exit codes: 0 every reply of the input has a verdict (or, without --wait, every chunk is enqueued);
+1 the job was cancelled or is not finished; 2 usage, policy or settings error; 3 finished, but some lines
+were unreadable or some tickets could not be judged (see `backfill status JOB`); 130 interrupted (resume
+it with `backfill resume JOB`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import redis
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from worker import bootstrap
+from worker.backfill import CHUNK_REPLIES, BackfillError, BadLine, Chunk, chunks, job_id
+from worker.engine import Policy, load_policy
+from worker.exports import read_export
+from worker.history import HistoryLine
+from worker.jobs import Job, JobStore
+
+MAX_PENDING = 64  # chunks stored and queued but not done: bounds Redis memory and the queue
+DELIVERY_HORIZON = 300.0  # seconds of rate-limited deliveries scheduled ahead, at most
+BAD_BATCH = 200
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("backfill", help="judge a history export on the workers (resumable)")
+    bsub = p.add_subparsers(dest="backfill_command", required=True, metavar="ACTION")
+
+    s = bsub.add_parser("start", help="start (or continue) a backfill of history exports")
+    s.add_argument("files", nargs="+", metavar="FILE", help="canonical JSONL (.gz), message CSV or Zendesk export")
+    s.add_argument("--policy", default=None, help="policy file or preset (default: $APOLOGY_POLICY or "
+                                                  "liability-aware); every worker must be able to load it")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--output", default=None, metavar="DIR",
+                       help="directory for the verdict shards, part-NNNNNN.jsonl (default: backfill/JOB); "
+                            "workers on other machines need it on a shared file system")
+    where.add_argument("--deliver", action="store_true", help="route verdicts to the configured targets")
+    s.add_argument("--rate", type=_rate, default=None, metavar="N/min",
+                   help="with --deliver: at most N deliveries a minute over all workers")
+    s.add_argument("--chunk-replies", type=int, default=CHUNK_REPLIES, metavar="N",
+                   help=f"replies per chunk task (default {CHUNK_REPLIES})")
+    _wait_args(s)
+    s.set_defaults(run=run_start)
+
+    st = bsub.add_parser("status", help="show a backfill job (or list recent jobs without JOB)")
+    st.add_argument("job", nargs="?", metavar="JOB")
+    st.add_argument("--json", action="store_true", help="print the job as JSON")
+    st.set_defaults(run=run_status)
+
+    r = bsub.add_parser("resume", help="re-send unfinished chunks and read on where the producer stopped")
+    r.add_argument("job", metavar="JOB")
+    _wait_args(r)
+    r.set_defaults(run=run_resume)
+
+    c = bsub.add_parser("cancel", help="stop a job: queued chunks are skipped, the producer stops")
+    c.add_argument("job", metavar="JOB")
+    c.set_defaults(run=run_cancel)
+
+
+def _wait_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", action="store_true", help="block until done with a progress display; exit 0 "
+                                                       "only when every reply has a verdict")
+    p.add_argument("--max-pending", type=int, default=MAX_PENDING, metavar="N",
+                   help=f"chunks enqueued but not done at most (default {MAX_PENDING})")
+    p.add_argument("--interval", type=float, default=10.0, metavar="S",
+                   help="seconds between progress lines when not on a terminal (default 10)")
+
+
+def _rate(value: str) -> float:
+    number = value.removesuffix("/min")
+    try:
+        rate = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected N/min, e.g. 120/min") from None
+    if rate <= 0:
+        raise argparse.ArgumentTypeError("the rate must be positive")
+    return rate
+
+
+def _store() -> JobStore:
+    return JobStore(redis.Redis.from_url(bootstrap.settings().redis_url))
+
+
+def _send_chunk(job: str, index: int) -> None:
+    from worker.app import app
+    from worker.backfill_tasks import BACKFILL_CHUNK
+
+    app.send_task(BACKFILL_CHUNK, args=[job, index])
+
+
+# -- commands ---------------------------------------------------------------------------------------------
+def run_start(args: argparse.Namespace) -> int:
+    if args.rate is not None and not args.deliver:
+        raise BackfillError("--rate limits deliveries: use it with --deliver")
+    if args.chunk_replies < 1:
+        raise BackfillError("--chunk-replies must be at least 1")
+    spec = args.policy or os.environ.get("APOLOGY_POLICY") or None
+    if spec is not None and Path(spec).exists():
+        spec = str(Path(spec).resolve())  # workers started elsewhere find the same file
+    policy = load_policy(spec)
+    files = [str(Path(f).resolve()) if f != "-" else f for f in args.files]
+    for f in files:
+        if f != "-" and not Path(f).is_file():
+            raise BackfillError(f"{f}: no such file")
+    jid = job_id(files, policy.version, args.chunk_replies)
+    output = None if args.deliver else str(Path(args.output or Path("backfill") / jid).resolve())
+    store = _store()
+    created = store.create(jid, files=files, policy=spec, policy_version=policy.version, output=output,
+                           deliver=args.deliver, rate=args.rate, chunk_replies=args.chunk_replies)
+    job = store.get(jid)
+    assert job is not None
+    if output is not None:
+        _manifest(output, job)
+    if not created:
+        if job.state == "done":
+            print(f"job {jid} is already done under policy {policy.version}: nothing new to do")
+            _print_status(job, store)
+            return _exit_code(job)
+        print(f"job {jid} exists ({job.state}): continuing it")
+    else:
+        print(f"job {jid}: {len(files)} file(s) under {policy.name} {policy.version} -> "
+              f"{output if output else 'deliveries'}")
+    return _drive(jid, store, policy, args)
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    store = _store()
+    job = store.get(args.job)
+    if job is None:
+        raise BackfillError(f"no backfill job {args.job}: `apology-worker backfill status` lists the jobs")
+    policy = load_policy(job.policy)
+    if policy.version != job.policy_version:
+        raise BackfillError(f"the policy {job.policy or '(default)'} changed since job {job.id} started "
+                            f"({job.policy_version}, now {policy.version}): start a new job instead")
+    store.resume(job.id)
+    return _drive(job.id, store, policy, args)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    store = _store()
+    if args.job is None:
+        for jid in store.jobs():
+            job = store.get(jid)
+            if job is not None:
+                print(f"{jid}  {job.state:9}  {job.replies_done:,}/{job.replies:,} replies  "
+                      f"{', '.join(Path(f).name for f in job.files)}")
+        return 0
+    job = store.get(args.job)
+    if job is None:
+        raise BackfillError(f"no backfill job {args.job}")
+    if args.json:
+        data = job.to_dict()
+        data["bad"] = [{"location": b.location, "reason": b.reason} for b in store.bad_lines(job.id, 100)]
+        print(json.dumps(data, indent=2))
+    else:
+        _print_status(job, store)
+    return _exit_code(job) if job.state in ("done", "cancelled") else 0
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    store = _store()
+    if not store.cancel(args.job):
+        raise BackfillError(f"no backfill job {args.job}")
+    print(f"job {args.job} cancelled: queued chunks will be skipped; `backfill resume {args.job}` continues it")
+    return 0
+
+
+# -- producing ----------------------------------------------------------------------------------------------
+def _drive(jid: str, store: JobStore, policy: Policy, args: argparse.Namespace) -> int:
+    """Produce (re-sending unfinished chunks first), while showing progress when asked to wait."""
+    failure: list[BaseException] = []
+
+    def produce_safely() -> None:
+        try:
+            produce(jid, store, policy, max_pending=args.max_pending)
+        except BaseException as exc:
+            failure.append(exc)
+
+    if not args.wait:
+        produce(jid, store, policy, max_pending=args.max_pending)
+        job = store.get(jid)
+        assert job is not None
+        print(f"job {jid}: {job.enqueued} chunks, {job.replies:,} replies enqueued; "
+              f"`apology-worker backfill status {jid}` shows progress")
+        return 1 if job.state == "cancelled" else 0
+
+    producer = threading.Thread(target=produce_safely, name="backfill-producer", daemon=True)
+    producer.start()
+    try:
+        job = watch(jid, store, lambda: bool(failure), interval=args.interval)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the job keeps its state; `apology-worker backfill resume {jid} --wait` "
+              "continues it", file=sys.stderr)
+        return 130
+    if failure:
+        raise failure[0]
+    _print_status(job, store)
+    return _exit_code(job)
+
+
+def produce(jid: str, store: JobStore, policy: Policy, *, max_pending: int = MAX_PENDING,
+            send: Callable[[str, int], None] | None = None) -> None:
+    """Stream the job's input into chunks; skip those enqueued before, re-send those not done."""
+    send = send or _send_chunk
+    job = store.get(jid)
+    if job is None or job.state in ("cancelled", "done"):
+        return
+    for index in store.pending_chunks(jid):  # enqueued by an earlier producer, maybe lost with a worker
+        send(jid, index)
+    if job.reading_done:
+        return
+    already = job.enqueued
+    bad: list[BadLine] = []
+    total = 0
+    for item in chunks(_read(job.files), policy, job.chunk_replies):
+        if isinstance(item, BadLine):
+            bad.append(item)
+            if len(bad) >= BAD_BATCH:
+                store.add_bad_lines(jid, bad)
+                bad.clear()
+            continue
+        total = item.index + 1
+        if item.index < already:
+            continue
+        if not _room_for(jid, store, item, max_pending):
+            store.add_bad_lines(jid, bad)
+            return  # cancelled
+        store.add_chunk(jid, item.index, item.replies, item.encode(), item.last)
+        send(jid, item.index)
+    store.add_bad_lines(jid, bad)
+    store.end_reading(jid, total)
+
+
+def _read(files: list[str]) -> Iterator[HistoryLine]:
+    for path in files:
+        yield from read_export(path)
+
+
+def _room_for(jid: str, store: JobStore, chunk: Chunk, max_pending: int) -> bool:
+    """Wait until the workers have caught up enough for one more chunk; False if the job is cancelled."""
+    pause = threading.Event()
+    while True:
+        job = store.get(jid)
+        if job is None or job.state == "cancelled":
+            return False
+        ahead = job.deliver and job.rate and store.delivery_backlog(jid) > DELIVERY_HORIZON
+        if chunk.index - job.done < max_pending and not ahead:
+            return True
+        pause.wait(0.05)
+
+
+# -- progress -----------------------------------------------------------------------------------------------
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.speed
+        return Text("-- replies/s" if speed is None else f"{speed:,.0f} replies/s", style="cyan")
+
+
+def watch(jid: str, store: JobStore, stop: Any = lambda: False, *, interval: float = 10.0,
+          console: Console | None = None) -> Job:
+    """Show the job's progress until it is done or cancelled (or `stop()`); return its final state."""
+    console = console or Console(stderr=True)
+    pause = threading.Event()
+    job = store.get(jid)
+    assert job is not None
+    if console.is_terminal:
+        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TaskProgressColumn(), _RateColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                   TimeRemainingColumn())
+        with Progress(*columns, console=console, speed_estimate_period=30) as bar:
+            task = bar.add_task(jid, total=None, completed=job.replies_done)
+            while True:
+                job = store.get(jid)
+                assert job is not None
+                bar.update(task, completed=job.replies_done, total=job.replies if job.reading_done else None,
+                           description=f"{jid} {job.state}")
+                if job.state in ("done", "cancelled") or stop():
+                    return job
+                pause.wait(0.25)
+    started, last = time.monotonic(), 0.0
+    first_done = job.replies_done
+    while True:
+        job = store.get(jid)
+        assert job is not None
+        finished = job.state in ("done", "cancelled") or stop()
+        now = time.monotonic()
+        if finished or now - last >= interval:
+            last = now
+            rate = (job.replies_done - first_done) / max(now - started, 1e-9)
+            total = f"{job.replies:,}" if job.reading_done else f"{job.replies:,}+"
+            left = job.replies - job.replies_done
+            eta = f"{left / rate:,.0f}s" if rate > 0 and job.reading_done else "?"
+            print(f"backfill {jid}: {job.state}: {job.replies_done:,}/{total} replies, "
+                  f"{job.done}/{job.chunks if job.chunks is not None else str(job.enqueued) + '+'} chunks, "
+                  f"{rate:,.0f} replies/s, ETA {eta}", file=sys.stderr, flush=True)
+        if finished:
+            return job
+        pause.wait(0.25)
+
+
+def _print_status(job: Job, store: JobStore) -> None:
+    total_chunks = job.chunks if job.chunks is not None else f"{job.enqueued}+ (input not read to the end)"
+    print(f"job {job.id}: {job.state}")
+    print(f"  input:    {', '.join(job.files)}")
+    print(f"  policy:   {job.policy or '(default)'} {job.policy_version}")
+    print(f"  output:   {'deliveries' + (f' at {job.rate:g}/min' if job.rate else '') if job.deliver else job.output}")
+    print(f"  chunks:   {job.done} done of {total_chunks} ({job.chunk_replies} replies each)")
+    print(f"  replies:  {job.replies_done:,} judged of {job.replies:,}; {job.verdicts:,} verdicts")
+    if job.position:
+        print(f"  read to:  {job.position}")
+    if job.failed:
+        print(f"  failed:   {job.failed} tickets the engine could not judge")
+    if job.bad_lines:
+        print(f"  skipped:  {job.bad_lines} unreadable lines")
+    for b in store.bad_lines(job.id, 10):
+        print(f"    {b.location}: {b.reason}")
+    if job.finished_at is not None:
+        print(f"  took:     {job.finished_at - job.created_at:,.1f}s")
+
+
+def _exit_code(job: Job) -> int:
+    if job.complete:
+        return 0
+    if job.state == "done":
+        return 3
+    return 1
+
+
+def _manifest(output: str, job: Job) -> None:
+    """`_job.json` next to the shards says what produced them (not a shard: it starts with `_`)."""
+    path = Path(output)
+    path.mkdir(parents=True, exist_ok=True)
+    meta = {"job": job.id, "files": job.files, "policy": job.policy, "policy_version": job.policy_version,
+            "chunk_replies": job.chunk_replies, "shards": "part-*.jsonl"}
+    (path / "_job.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
