@@ -22,7 +22,10 @@ COMMANDS = [review_cmd, policy_cmd, schema_cmd, report_cmd, enqueue_cmd, dead_le
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="apology-worker", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="apology-worker",
+        description="Review customer-service replies against an apology policy: in process (review), on "
+                    "the workers (enqueue, backfill), or behind the HTTP gateway (serve).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
