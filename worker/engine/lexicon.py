@@ -85,7 +85,7 @@ class Lexicon:
         return self.scanner.find(self.set_ids[name], doc.text, self._hits(doc), doc.clause_window)
 
     def has(self, name: str, doc: Prepared) -> bool:
-        return bool(self.find(name, doc))
+        return self.scanner.exists(self.set_ids[name], doc.text, self._hits(doc), doc.clause_window)
 
 
 def merge(base: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:

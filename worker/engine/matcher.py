@@ -183,6 +183,27 @@ class Scanner:
         return _non_overlapping(spans) if len(spans) > 1 else list(spans)
 
 
+    def exists(self, set_id: int, text: str, hits: Hits,
+               window: Callable[[int], tuple[int, int]] | None = None) -> bool:
+        """Whether the pattern set matches anywhere; stops at the first match."""
+        pset = self._sets[set_id]
+        for alt_id, groups in hits.get(set_id, {}).items():
+            entry = pset.entries[alt_id]
+            if len(groups) < entry.groups:
+                continue
+            others = [groups[g] for g in range(1, entry.groups)]
+            for start, end in _windows(text, groups.get(0, ()), window):
+                if all(any(start <= p < end for p in positions) for positions in others):
+                    m = entry.pattern.search(text, start, end)
+                    if m is not None and m.end() > m.start():
+                        return True
+        return any(_nonempty(entry.pattern.finditer(text)) for entry in pset.always)
+
+
+def _nonempty(matches: Iterable[re.Match[str]]) -> bool:
+    return any(m.end() > m.start() for m in matches)
+
+
 def _windows(text: str, positions: Iterable[int],
              window: Callable[[int], tuple[int, int]] | None) -> list[tuple[int, int]]:
     """The stretch around each literal hit, merged where they overlap."""
