@@ -23,10 +23,10 @@ import httpx
 from pydantic import ValidationError
 
 from worker import logs, metrics
-from worker.delivery import backoff, send
+from worker.delivery import backoff, failed, send
 from worker.engine import Policy, review_reply, reviewable
 from worker.engine.review import CustomerCache
-from worker.errors import ConfigError, EventError
+from worker.errors import ConfigError, DeliveryError, EventError
 from worker.history import describe_validation_error
 from worker.models import Message, TicketEvent, TicketHistory, Verdict
 from worker.routing import Router
@@ -246,8 +246,11 @@ def deliver(payload: dict[str, Any], deps: Deps, attempt: int = 0) -> DeliveryOu
             target = deps.router.target(job.target)
         except ConfigError as exc:
             return _dead(deps, job, str(exc), None, "")
-        request = target.build(Verdict.model_validate(job.verdict), job.delivery_id)
-        result = send(deps.http(), request)
+        try:
+            request = target.build(Verdict.model_validate(job.verdict), job.delivery_id)
+            result = send(deps.http(), request)
+        except DeliveryError as exc:  # e.g. a helpdesk target given a ticket id it cannot address
+            result = failed(exc)
         metrics.DELIVERY_SECONDS.labels(job.target).observe(result.seconds)
         if result.outcome == "delivered":
             delivered = True

@@ -14,7 +14,8 @@ import pytest
 
 from tests.conftest import agent, customer, ticket
 from worker.engine import Policy, review_history
-from worker.models import TicketHistory
+from worker.errors import DeliveryError
+from worker.models import TicketHistory, Verdict
 from worker.pipeline import Deps, Limits, context_for, deliver, handle_event, history_events, submit_events
 from worker.routing import build_router
 from worker.stores import Stores
@@ -205,6 +206,29 @@ def test_a_delivery_for_a_removed_target_is_dead_lettered(policy: Policy) -> Non
     h, job = _job(policy)
     outcome = deliver({**job, "target": "gone"}, h.deps)
     assert outcome.status == "dead"
+
+
+class _Unbuildable:
+    """A target that cannot address the verdict (as a helpdesk target given a foreign ticket id)."""
+
+    def __init__(self, permanent: bool) -> None:
+        self.name, self.permanent = "bad", permanent
+
+    def build(self, verdict: Verdict, delivery_id: str) -> Any:
+        raise DeliveryError("bad: ticket id 'x' is not a bad ticket id", permanent=self.permanent)
+
+
+@pytest.mark.parametrize(("permanent", "status"), [(True, "dead"), (False, "retry")])
+def test_a_target_that_cannot_build_the_request_dead_letters_or_retries(policy: Policy, permanent: bool,
+                                                                        status: str) -> None:
+    h, job = _job(policy)
+    h.deps.router.targets["bad"] = _Unbuildable(permanent)
+    outcome = deliver({**job, "target": "bad"}, h.deps)
+    assert outcome.status == status and h.sent == []
+    if permanent:
+        letter = h.deps.stores.dead_letter(outcome.dead_letter or "")
+        assert letter is not None and letter.reason == "refused: bad: ticket id 'x' is not a bad ticket id"
+    assert not h.deps.stores.was_delivered(job["delivery_id"])
 
 
 def test_context_merges_memory_and_history_in_time_order() -> None:
