@@ -15,6 +15,7 @@ import httpx
 import redis
 
 from worker.delivery import new_client
+from worker.egress import Egress
 from worker.engine import load_policy
 from worker.pipeline import Deps, Limits
 from worker.routing import Router, build_router
@@ -64,7 +65,11 @@ def deps(cfg: Settings, send_delivery: Callable[[dict[str, Any]], None],
         return http[0]
 
     return Deps(stores(cfg, client), load_policy(cfg.policy or os.environ.get("APOLOGY_POLICY")),
-                router(cfg), send_delivery, http_client, limits(cfg))
+                router(cfg), send_delivery, http_client, limits(cfg), egress=egress(cfg))
+
+
+def egress(cfg: Settings) -> Egress:
+    return Egress.from_settings(cfg.allow_private_targets, cfg.target_allowlist)
 
 
 def warm(deps: Deps) -> None:

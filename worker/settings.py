@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.egress import parse_allowlist
 from worker.errors import ConfigError
 
 PREFIX = "APOLOGY_"
@@ -66,6 +67,11 @@ class Settings(BaseSettings):
     http_read_timeout: float = Field(default=10.0, gt=0)
     delivered_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     dead_letter_payload_max: int = Field(default=64 * 1024, ge=256)
+    # Where deliveries may go (SSRF): private, loopback and link-local addresses are refused unless
+    # allowed; a non-empty allow-list (hosts, *.suffixes, addresses or networks, comma-separated) also
+    # limits every target to what it names.
+    allow_private_targets: bool = False
+    target_allowlist: str | None = None
 
     # The worker.
     worker_concurrency: int | None = Field(default=None, ge=1)
@@ -94,6 +100,11 @@ class Settings(BaseSettings):
         if self.webhook_url is not None and self.webhook_secret is None:
             raise ValueError(f"{_var('webhook_url')} is set but {_var('webhook_secret')} is not: every "
                              "outbound webhook is signed; set the whsec_... secret its receiver verifies")
+        if self.target_allowlist:
+            try:
+                parse_allowlist(self.target_allowlist)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
         if self.task_time_limit <= self.task_soft_time_limit:
             raise ValueError(f"{_var('task_time_limit')} must be longer than {_var('task_soft_time_limit')}")
         return self

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import agent, customer, ticket
+from worker.egress import Egress
 from worker.engine import Policy, review_history
 from worker.errors import DeliveryError
 from worker.models import TicketHistory, Verdict
@@ -37,7 +38,8 @@ class Harness:
 
         client = httpx.Client(transport=httpx.MockTransport(handler))
         self.deps = Deps(Stores(fakeredis.FakeRedis()), policy, build_router("http://hooks.test/x", SECRET),
-                         self.queue.append, lambda: client, Limits(order_wait_attempts=3, backoff_base=1.0))
+                         self.queue.append, lambda: client, Limits(order_wait_attempts=3, backoff_base=1.0),
+                         egress=Egress(resolve=lambda host, port: ["93.184.216.34"]))
 
     def submit(self, events: list[Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -229,6 +231,16 @@ def test_a_target_that_cannot_build_the_request_dead_letters_or_retries(policy: 
         letter = h.deps.stores.dead_letter(outcome.dead_letter or "")
         assert letter is not None and letter.reason == "refused: bad: ticket id 'x' is not a bad ticket id"
     assert not h.deps.stores.was_delivered(job["delivery_id"])
+
+
+def test_a_target_resolving_to_a_private_address_is_dead_lettered_unsent(policy: Policy) -> None:
+    h, job = _job(policy)
+    h.deps.egress = Egress(resolve=lambda host, port: ["169.254.169.254"])
+    outcome = deliver(job, h.deps)
+    assert outcome.status == "dead" and h.sent == []
+    letter = h.deps.stores.dead_letter(outcome.dead_letter or "")
+    assert letter is not None and letter.reason.startswith("refused: refusing to send to hooks.test: it "
+                                                           "resolves to 169.254.169.254")
 
 
 def test_context_merges_memory_and_history_in_time_order() -> None:
