@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     task_soft_time_limit: int = Field(default=30, ge=1)
     task_time_limit: int = Field(default=60, ge=2)
     task_events: bool = True
+    # Redis hands an unacknowledged task (a killed worker's) to another worker after this long; unset, it
+    # is derived from the longest countdown we schedule (see `visibility_timeout`).
+    visibility_timeout_seconds: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -115,9 +118,24 @@ class Settings(BaseSettings):
 
     @property
     def visibility_timeout(self) -> int:
-        """Longer than any countdown we schedule, so a delayed task is never handed out twice."""
+        """Longer than any countdown we schedule, so a delayed task is never handed out twice.
+
+        A shorter explicit value brings a killed worker's tasks back sooner; a countdown longer than it
+        may then run twice, which deduplication absorbs (the fault tests run that way).
+        """
+        if self.visibility_timeout_seconds is not None:
+            return self.visibility_timeout_seconds
         longest = max(self.delivery_backoff_max_seconds, self.order_wait_max_seconds, self.task_time_limit)
         return int(longest) * 2 + 300
+
+    @property
+    def restore_sweep_seconds(self) -> int:
+        """How often a worker looks for tasks past the visibility timeout to hand out again.
+
+        kombu's default sweep is every ~100 s (10 s interval x throttle 10); a short visibility timeout
+        wants a sweep of the same order, or a killed worker's tasks would wait for the next one.
+        """
+        return max(1, min(100, self.visibility_timeout // 2))
 
 
 def _var(field: str) -> str:
