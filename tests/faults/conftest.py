@@ -107,12 +107,12 @@ class Cluster:
 def cluster_factory(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     """Build a cluster with extra APOLOGY_ settings; everything is stopped when the test ends."""
     with ExitStack() as stack:
-        def make(**extra: str) -> Cluster:
+        def make(secret: str = SECRET, **extra: str) -> Cluster:
             server = stack.enter_context(redis_server(tmp_path))
             switch = Switch()
-            receiver = stack.enter_context(WebhookReceiver(SECRET, respond=switch))
+            receiver = stack.enter_context(WebhookReceiver(secret, respond=switch))
             env = {"APOLOGY_BROKER_URL": server.url, "APOLOGY_WEBHOOK_URL": receiver.url,
-                   "APOLOGY_WEBHOOK_SECRET": SECRET, "APOLOGY_ALLOW_PRIVATE_TARGETS": "true",
+                   "APOLOGY_WEBHOOK_SECRET": secret, "APOLOGY_ALLOW_PRIVATE_TARGETS": "true",
                    "APOLOGY_LOG_FORMAT": "json", "APOLOGY_LOG_LEVEL": "WARNING",
                    "APOLOGY_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_TIMEOUT),
                    "APOLOGY_EVENT_LOCK_SECONDS": "5", "APOLOGY_TASK_EVENTS": "false",
