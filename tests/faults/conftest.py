@@ -13,8 +13,8 @@ import base64
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -80,9 +80,13 @@ class Cluster:
     env: dict[str, str]
     producer: Celery
     stores: Stores
+    workers: list[Proc] = field(default_factory=list)
 
-    def worker(self, name: str, concurrency: int = 2) -> AbstractContextManager[Proc]:
-        return celery_worker(self.env, concurrency=concurrency, name=name, cwd=ROOT)
+    @contextmanager
+    def worker(self, name: str, concurrency: int = 2) -> Iterator[Proc]:
+        with celery_worker(self.env, concurrency=concurrency, name=name, cwd=ROOT) as proc:
+            self.workers.append(proc)
+            yield proc
 
     def send_event(self, payload: Any) -> None:
         self.producer.send_task(bootstrap.HANDLE_EVENT, args=[payload])
@@ -99,8 +103,13 @@ class Cluster:
 
     def settle(self, expected: set[str], timeout: float = 180.0) -> None:
         """Wait until every expected delivery arrived and the broker has nothing left, not even a retry."""
-        self.receiver.wait_for(lambda r: expected <= {d.id for d in r.deliveries}, timeout=timeout)
-        wait_until(self.idle, timeout=timeout, what="broker idle")
+        try:
+            self.receiver.wait_for(lambda r: expected <= {d.id for d in r.deliveries}, timeout=timeout)
+            wait_until(self.idle, timeout=timeout, what="broker idle")
+        except TimeoutError as exc:
+            queued = (self.stores.redis.llen("apology"), self.stores.redis.hlen("unacked"))
+            tails = "\n".join(f"--- worker {i}:\n{p.output()}" for i, p in enumerate(self.workers))
+            raise TimeoutError(f"{exc}; queued/unacked: {queued}\n{tails}") from None
 
 
 @pytest.fixture()

@@ -183,6 +183,15 @@ def test_network_errors_are_retried(policy: Policy) -> None:
     assert deliver(job, h.deps).status == "retry"
 
 
+def test_a_receiver_slower_than_the_read_timeout_is_retried(policy: Policy) -> None:
+    def stall(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    h, job = _job(policy, stall)
+    outcome = deliver(job, h.deps)
+    assert outcome.status == "retry" and not h.deps.stores.was_delivered(job["delivery_id"])
+
+
 def test_a_4xx_is_permanent_and_dead_lettered_with_the_response(policy: Policy) -> None:
     h, job = _job(policy, lambda r: httpx.Response(400, text="unknown ticket"))
     outcome = deliver(job, h.deps)
