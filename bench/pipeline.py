@@ -100,6 +100,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as server, \
             WebhookReceiver(SECRET) as receiver:
         env = {"APOLOGY_BROKER_URL": server.url, "APOLOGY_WEBHOOK_URL": receiver.url,
+               "APOLOGY_ALLOW_PRIVATE_TARGETS": "true",  # the receiver is on 127.0.0.1
                "APOLOGY_WEBHOOK_SECRET": SECRET, "APOLOGY_LOG_LEVEL": "WARNING", "APOLOGY_LOG_FORMAT": "json",
                "APOLOGY_WORKER_PREFETCH_MULTIPLIER": str(args.prefetch),
                "APOLOGY_TASK_EVENTS": str(args.task_events == "on").lower()}

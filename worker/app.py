@@ -58,7 +58,10 @@ def create_app(cfg: Settings) -> Celery:
         # Redis redelivers any message not acknowledged within the visibility timeout, including ones a
         # worker holds for a countdown/ETA, so it must exceed the longest countdown we schedule
         # (delivery backoff, order waits) or those tasks would run twice ("Using Redis", Caveats).
-        broker_transport_options={"visibility_timeout": cfg.visibility_timeout},
+        # Workers sweep for such tasks (a killed worker's) every `restore_sweep_seconds`.
+        broker_transport_options={"visibility_timeout": cfg.visibility_timeout,
+                                  "unacked_restore_interval": cfg.restore_sweep_seconds,
+                                  "unacked_restore_throttle": 1},
         # Keep retrying the broker at start-up (the default changes in Celery 6; say it explicitly).
         broker_connection_retry_on_startup=True,
         # Soft shutdown (Celery 5.5+): on a cold shutdown, give running tasks this long to finish

@@ -15,6 +15,7 @@ import httpx
 import redis
 
 from worker.delivery import new_client
+from worker.egress import Egress
 from worker.engine import load_policy
 from worker.pipeline import Deps, Limits
 from worker.ratelimit import TokenBuckets
@@ -68,7 +69,11 @@ def deps(cfg: Settings, send_delivery: Callable[[dict[str, Any]], None],
     the_router = router(cfg)
     buckets = TokenBuckets(the_stores.redis, the_router.rates)
     return Deps(the_stores, load_policy(cfg.policy or os.environ.get("APOLOGY_POLICY")),
-                the_router, send_delivery, http_client, limits(cfg), throttle=buckets.take)
+                the_router, send_delivery, http_client, limits(cfg), throttle=buckets.take, egress=egress(cfg))
+
+
+def egress(cfg: Settings) -> Egress:
+    return Egress.from_settings(cfg.allow_private_targets, cfg.target_allowlist)
 
 
 def warm(deps: Deps) -> None:

@@ -16,6 +16,7 @@ from typing import Literal
 
 import httpx
 
+from worker.errors import DeliveryError
 from worker.targets.base import OutboundRequest
 
 Outcome = Literal["delivered", "retry", "permanent"]
@@ -56,6 +57,12 @@ def send(client: httpx.Client, request: OutboundRequest) -> SendResult:
                           seconds=time.perf_counter() - started)
     return classify(response.status_code, response.headers.get("retry-after"), response.text[:BODY_KEPT],
                     seconds=time.perf_counter() - started)
+
+
+def failed(exc: DeliveryError) -> SendResult:
+    """A DeliveryError raised before sending (a target that cannot build the request) as its result."""
+    return SendResult("permanent" if exc.permanent else "retry", exc.status, exc.response_body or "",
+                      exc.retry_after, error=str(exc))
 
 
 def classify(status: int, retry_after: str | None = None, body: str = "", seconds: float = 0.0,

@@ -6,7 +6,9 @@ Celery tasks, the CLI and the tests call these functions with their dependencies
   be redelivered (acks_late) and handled again; a short lock keeps two workers off the same event;
 - a reply is judged only once the earlier messages of its ticket that were queued before it are
   remembered (bounded waiting), so the queue's order does not change the verdict;
-- every delivery has a stable id; it is sent until a 2xx, then recorded and never sent again.
+- every delivery has a stable id; it is sent until a 2xx, then recorded and never sent again;
+- a delivery goes only to an address `Deps.egress` allows (no private, loopback or link-local ones unless
+  configured), so a target pointed at internal services is dead-lettered, not sent.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import httpx
 from pydantic import ValidationError
 
 from worker import logs, metrics
-from worker.delivery import backoff, send
+from worker.delivery import backoff, failed, send
+from worker.egress import Egress
 from worker.engine import Policy, review_reply, reviewable
 from worker.engine.review import CustomerCache
-from worker.errors import ConfigError, EventError
+from worker.errors import ConfigError, DeliveryError, EventError
 from worker.history import describe_validation_error
 from worker.models import Message, TicketEvent, TicketHistory, Verdict
 from worker.routing import Router
@@ -63,6 +66,7 @@ class Deps:
     # Seconds to wait before the next request to a target may go (its shared token bucket); 0 = now.
     throttle: Callable[[str], float] = lambda target: 0.0
     cache: CustomerCache = field(default_factory=lambda: LRU(20_000))
+    egress: Egress = field(default_factory=Egress)  # refuses private addresses unless configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,8 +256,12 @@ def deliver(payload: dict[str, Any], deps: Deps, attempt: int = 0) -> DeliveryOu
         if wait > 0:
             metrics.DELIVERIES.labels(job.target, "throttled").inc()
             return DeliveryOutcome("throttled", retry_in=wait)
-        request = target.build(Verdict.model_validate(job.verdict), job.delivery_id)
-        result = send(deps.http(), request)
+        try:
+            request = target.build(Verdict.model_validate(job.verdict), job.delivery_id)
+            deps.egress.check(request.url)
+            result = send(deps.http(), request)
+        except DeliveryError as exc:  # a refused address (SSRF guard), a ticket id the target cannot use
+            result = failed(exc)
         metrics.DELIVERY_SECONDS.labels(job.target).observe(result.seconds)
         if result.outcome == "delivered":
             delivered = True

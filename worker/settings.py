@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.egress import parse_allowlist
 from worker.errors import ConfigError
 
 PREFIX = "APOLOGY_"
@@ -66,6 +67,11 @@ class Settings(BaseSettings):
     http_read_timeout: float = Field(default=10.0, gt=0)
     delivered_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     dead_letter_payload_max: int = Field(default=64 * 1024, ge=256)
+    # Where deliveries may go (SSRF): private, loopback and link-local addresses are refused unless
+    # allowed; a non-empty allow-list (hosts, *.suffixes, addresses or networks, comma-separated) also
+    # limits every target to what it names.
+    allow_private_targets: bool = False
+    target_allowlist: str | None = None
 
     # The worker.
     worker_concurrency: int | None = Field(default=None, ge=1)
@@ -73,6 +79,9 @@ class Settings(BaseSettings):
     task_soft_time_limit: int = Field(default=30, ge=1)
     task_time_limit: int = Field(default=60, ge=2)
     task_events: bool = True
+    # Redis hands an unacknowledged task (a killed worker's) to another worker after this long; unset, it
+    # is derived from the longest countdown we schedule (see `visibility_timeout`).
+    visibility_timeout_seconds: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -94,6 +103,11 @@ class Settings(BaseSettings):
         if self.webhook_url is not None and self.webhook_secret is None:
             raise ValueError(f"{_var('webhook_url')} is set but {_var('webhook_secret')} is not: every "
                              "outbound webhook is signed; set the whsec_... secret its receiver verifies")
+        if self.target_allowlist:
+            try:
+                parse_allowlist(self.target_allowlist)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
         if self.task_time_limit <= self.task_soft_time_limit:
             raise ValueError(f"{_var('task_time_limit')} must be longer than {_var('task_soft_time_limit')}")
         return self
@@ -104,9 +118,24 @@ class Settings(BaseSettings):
 
     @property
     def visibility_timeout(self) -> int:
-        """Longer than any countdown we schedule, so a delayed task is never handed out twice."""
+        """Longer than any countdown we schedule, so a delayed task is never handed out twice.
+
+        A shorter explicit value brings a killed worker's tasks back sooner; a countdown longer than it
+        may then run twice, which deduplication absorbs (the fault tests run that way).
+        """
+        if self.visibility_timeout_seconds is not None:
+            return self.visibility_timeout_seconds
         longest = max(self.delivery_backoff_max_seconds, self.order_wait_max_seconds, self.task_time_limit)
         return int(longest) * 2 + 300
+
+    @property
+    def restore_sweep_seconds(self) -> int:
+        """How often a worker looks for tasks past the visibility timeout to hand out again.
+
+        kombu's default sweep is every ~100 s (10 s interval x throttle 10); a short visibility timeout
+        wants a sweep of the same order, or a killed worker's tasks would wait for the next one.
+        """
+        return max(1, min(100, self.visibility_timeout // 2))
 
 
 def _var(field: str) -> str:

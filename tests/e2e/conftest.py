@@ -44,6 +44,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     data = tmp_path_factory.mktemp("redis")
     with redis_server(data) as server, WebhookReceiver(SECRET) as receiver:
         env = {"APOLOGY_BROKER_URL": server.url, "APOLOGY_WEBHOOK_URL": receiver.url,
+               "APOLOGY_ALLOW_PRIVATE_TARGETS": "true",  # the receiver is on 127.0.0.1
                "APOLOGY_WEBHOOK_SECRET": SECRET, "APOLOGY_LOG_FORMAT": "json",
                "APOLOGY_DELIVERY_BACKOFF_SECONDS": "0.2"}
         cfg = load_settings(broker_url=server.url, webhook_url=receiver.url, webhook_secret=SECRET)

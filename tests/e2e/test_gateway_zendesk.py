@@ -105,7 +105,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                       "routes:\n  - targets: [zendesk]\n    actions: [annotate, escalate]\n")
     with redis_server(tmp) as server:
         env = {"APOLOGY_BROKER_URL": server.url, "APOLOGY_ROUTES": str(routes), "APOLOGY_LOG_FORMAT": "json",
-               "APOLOGY_ZENDESK_SIGNING_SECRET": ZD_SECRET}
+               "APOLOGY_ZENDESK_SIGNING_SECRET": ZD_SECRET,
+               "APOLOGY_ALLOW_PRIVATE_TARGETS": "true"}  # the fake Zendesk API is on 127.0.0.1
         port = free_port()
         gateway = spawn([venv_bin("apology-worker"), "serve", "--port", str(port)], env=python_env(**env), cwd=ROOT)
         url = f"http://127.0.0.1:{port}"

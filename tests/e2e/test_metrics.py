@@ -27,6 +27,7 @@ def test_metrics_count_events_verdicts_deliveries_and_dead_letters(tmp_path: Pat
     port = free_port()
     with redis_server(tmp_path) as server, WebhookReceiver(SECRET) as receiver:
         env = {"APOLOGY_BROKER_URL": server.url, "APOLOGY_WEBHOOK_URL": receiver.url,
+               "APOLOGY_ALLOW_PRIVATE_TARGETS": "true",  # the receiver is on 127.0.0.1
                "APOLOGY_WEBHOOK_SECRET": SECRET, "APOLOGY_METRICS_PORT": str(port),
                "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
         cfg = load_settings(broker_url=server.url)

@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from tests.conftest import agent, customer, ticket
+from worker.egress import Egress
 from worker.engine import Policy, review_history
-from worker.models import TicketHistory
+from worker.errors import DeliveryError
+from worker.models import TicketHistory, Verdict
 from worker.pipeline import Deps, Limits, context_for, deliver, handle_event, history_events, submit_events
 from worker.routing import build_router
 from worker.stores import Stores
@@ -36,7 +38,8 @@ class Harness:
 
         client = httpx.Client(transport=httpx.MockTransport(handler))
         self.deps = Deps(Stores(fakeredis.FakeRedis()), policy, build_router("http://hooks.test/x", SECRET),
-                         self.queue.append, lambda: client, Limits(order_wait_attempts=3, backoff_base=1.0))
+                         self.queue.append, lambda: client, Limits(order_wait_attempts=3, backoff_base=1.0),
+                         egress=Egress(resolve=lambda host, port: ["93.184.216.34"]))
 
     def submit(self, events: list[Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -190,6 +193,15 @@ def test_network_errors_are_retried(policy: Policy) -> None:
     assert deliver(job, h.deps).status == "retry"
 
 
+def test_a_receiver_slower_than_the_read_timeout_is_retried(policy: Policy) -> None:
+    def stall(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    h, job = _job(policy, stall)
+    outcome = deliver(job, h.deps)
+    assert outcome.status == "retry" and not h.deps.stores.was_delivered(job["delivery_id"])
+
+
 def test_a_4xx_is_permanent_and_dead_lettered_with_the_response(policy: Policy) -> None:
     h, job = _job(policy, lambda r: httpx.Response(400, text="unknown ticket"))
     outcome = deliver(job, h.deps)
@@ -215,6 +227,39 @@ def test_a_delivery_for_a_removed_target_is_dead_lettered(policy: Policy) -> Non
     h, job = _job(policy)
     outcome = deliver({**job, "target": "gone"}, h.deps)
     assert outcome.status == "dead"
+
+
+class _Unbuildable:
+    """A target that cannot address the verdict (as a helpdesk target given a foreign ticket id)."""
+
+    def __init__(self, permanent: bool) -> None:
+        self.name, self.permanent = "bad", permanent
+
+    def build(self, verdict: Verdict, delivery_id: str) -> Any:
+        raise DeliveryError("bad: ticket id 'x' is not a bad ticket id", permanent=self.permanent)
+
+
+@pytest.mark.parametrize(("permanent", "status"), [(True, "dead"), (False, "retry")])
+def test_a_target_that_cannot_build_the_request_dead_letters_or_retries(policy: Policy, permanent: bool,
+                                                                        status: str) -> None:
+    h, job = _job(policy)
+    h.deps.router.targets["bad"] = _Unbuildable(permanent)
+    outcome = deliver({**job, "target": "bad"}, h.deps)
+    assert outcome.status == status and h.sent == []
+    if permanent:
+        letter = h.deps.stores.dead_letter(outcome.dead_letter or "")
+        assert letter is not None and letter.reason == "refused: bad: ticket id 'x' is not a bad ticket id"
+    assert not h.deps.stores.was_delivered(job["delivery_id"])
+
+
+def test_a_target_resolving_to_a_private_address_is_dead_lettered_unsent(policy: Policy) -> None:
+    h, job = _job(policy)
+    h.deps.egress = Egress(resolve=lambda host, port: ["169.254.169.254"])
+    outcome = deliver(job, h.deps)
+    assert outcome.status == "dead" and h.sent == []
+    letter = h.deps.stores.dead_letter(outcome.dead_letter or "")
+    assert letter is not None and letter.reason.startswith("refused: refusing to send to hooks.test: it "
+                                                           "resolves to 169.254.169.254")
 
 
 def test_context_merges_memory_and_history_in_time_order() -> None:

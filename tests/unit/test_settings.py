@@ -66,3 +66,13 @@ def test_the_visibility_timeout_outlasts_every_countdown() -> None:
     cfg = load_settings()
     assert cfg.visibility_timeout > cfg.delivery_backoff_max_seconds
     assert cfg.visibility_timeout > cfg.order_wait_max_seconds
+
+
+def test_an_explicit_visibility_timeout_also_shortens_the_restore_sweep() -> None:
+    assert load_settings().restore_sweep_seconds == 100  # kombu's own default period
+    cfg = load_settings(visibility_timeout_seconds=6)
+    assert (cfg.visibility_timeout, cfg.restore_sweep_seconds) == (6, 3)
+    from worker.app import create_app
+
+    options = create_app(cfg).conf.broker_transport_options
+    assert options["visibility_timeout"] == 6 and options["unacked_restore_interval"] == 3

@@ -1,0 +1,59 @@
+"""A worker SIGKILLed mid-stream, Redis restarted mid-stream: nothing lost, nothing applied twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+
+import pytest
+
+from .conftest import Cluster, assert_exactly_once, counts, events
+
+pytestmark = pytest.mark.faults
+STREAM = 2000
+
+
+def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(
+        cluster_factory: Callable[..., Cluster]) -> None:
+    cluster = cluster_factory()
+    stream, expected = events(STREAM, "kill")
+    with cluster.worker("doomed") as doomed:
+        cluster.submit(stream)
+        cluster.receiver.wait_for(lambda r: len(r.deliveries) >= STREAM // 5, timeout=120)
+        # The whole process group: the main process and its prefork children, in the middle of tasks.
+        os.killpg(doomed.popen.pid, signal.SIGKILL)
+        doomed.popen.wait(timeout=10)
+        in_flight = cluster.stores.redis.hlen("unacked")
+        at_kill = len(cluster.receiver.deliveries)
+    assert in_flight > 0, "the kill should have caught tasks reserved but not acknowledged"
+    assert at_kill < len(expected), "the kill came too late to prove anything"
+    with cluster.worker("heir"):
+        cluster.settle(expected)
+    c = counts(cluster, len(stream), expected)
+    c.report(f"worker SIGKILLed after {at_kill} deliveries with {in_flight} tasks unacknowledged")
+    assert_exactly_once(c, cluster, expected)
+    assert c.dead_letters == 0
+    # A POST whose 2xx arrived but whose record the kill prevented is sent again with the same
+    # webhook-id (the receiver's idempotency key); at most one per pool process that was killed.
+    assert c.duplicates <= 2
+
+
+def test_redis_restarted_mid_stream_the_workers_reconnect_and_lose_nothing(
+        cluster_factory: Callable[..., Cluster]) -> None:
+    cluster = cluster_factory()
+    stream, expected = events(STREAM, "restart")
+    first, rest = stream[: STREAM * 3 // 4], stream[STREAM * 3 // 4:]
+    with cluster.worker("survivor") as survivor:
+        cluster.submit(first)
+        cluster.receiver.wait_for(lambda r: len(r.deliveries) >= STREAM // 5, timeout=120)
+        cluster.redis.restart()  # SIGTERM, then the same port and append-only file
+        at_restart = len(cluster.receiver.deliveries)
+        cluster.submit(rest)  # producers reconnect too
+        cluster.settle(expected)
+        assert survivor.popen.poll() is None, "the worker should reconnect, not exit"
+    c = counts(cluster, len(stream), expected)
+    c.report(f"redis restarted after {at_restart} deliveries")
+    assert_exactly_once(c, cluster, expected)
+    assert c.dead_letters == 0
+    assert c.duplicates <= 2

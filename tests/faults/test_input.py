@@ -1,0 +1,93 @@
+"""Poison events and duplicates: each bad one rejected with a reason or handled, the rest processed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.support.processes import wait_until
+from worker.models import Message, TicketEvent
+
+from .conftest import Cluster, assert_exactly_once, counts, events
+
+pytestmark = pytest.mark.faults
+
+
+def _event(base: TicketEvent, event_id: str, **message: Any) -> dict[str, Any]:
+    data = base.model_dump(mode="json")
+    data["event_id"] = event_id
+    data["ticket"]["id"] = data["message"]["id"] = event_id
+    data["message"].update(message)
+    return data
+
+
+def test_poison_events_are_dead_lettered_with_a_reason_or_handled_and_the_rest_processed(
+        cluster_factory: Callable[..., Cluster]) -> None:
+    cluster = cluster_factory()
+    good, expected = events(200, "good")
+    base = good[0]
+    rejected: dict[str, Any] = {
+        "invalid JSON": '{"event_id": "x", "source": ',
+        "wrong types": {**_event(base, "types"), "ticket": "5158", "history": {"a": 1}},
+        "5 MB body": json.dumps(_event(base, "big", body="sorry " * 900_000)),
+        "5 MB of garbage": "\x00" * 5_000_000,
+        "invalid UTF-8": b'{"event_id": "\xff\xfe", "source": "faults"}'.decode("utf-8", "surrogateescape"),
+        "invalid UTF-8 in a body": _event(base, "surrogates", body="sorry \udcff\ud800 for the delay"),
+        "deep nesting": "[" * 200_000 + "]" * 200_000,
+        "deep nesting in a field": json.dumps({**_event(base, "nest"), "history": [[[[[[[[]]]]]]]]}),
+    }
+    handled = {
+        "HTML bomb": _event(base, "html-bomb", format="html",
+                            body="<div>" * 50_000 + "sorry for any inconvenience" + "</div>" * 50_000),
+        "HTML entity flood": _event(base, "html-entities", format="html", body="&amp;" * 100_000 + "<p>sorry"),
+        "50,000-character reply": _event(base, "long", body=("Sorry for any inconvenience. " * 1800)[:50_000]),
+    }
+    with cluster.worker("w") as worker:
+        for payload in rejected.values():
+            cluster.send_event(payload)
+        for payload in handled.values():
+            cluster.send_event(payload)
+        cluster.submit(good)
+        wait_until(lambda: cluster.stores.dead_letter_count() >= len(rejected), timeout=120,
+                   what="every poison event dead-lettered")
+        cluster.settle(expected)
+        done = {name: bool(cluster.stores.redis.exists(f"aw:done:faults:{p['event_id']}"))
+                for name, p in handled.items()}
+        assert worker.popen.poll() is None
+    letters = cluster.stores.dead_letters(limit=100)
+    assert len(letters) == len(rejected), [letter.reason for letter in letters]
+    assert all(letter.kind == "event" and letter.reason for letter in letters)
+    reasons = sorted(letter.reason.split(":")[0] for letter in letters)
+    print("\n" + "\n".join(f"  rejected: {letter.reason[:110]}" for letter in letters))
+    assert set(reasons) <= {"not valid JSON", "not a canonical ticket event"}
+    assert all(done.values()), done  # handled, not crashed: each marked done
+    judged = {d.data["message_id"] for d in cluster.receiver.deliveries} - {m.id for m in _replies(good)}
+    c = counts(cluster, len(good) + len(rejected) + len(handled), expected | _ids(cluster, judged))
+    c.report(f"{len(rejected)} poison events rejected, {len(handled)} hostile ones handled")
+    assert expected <= {d.id for d in cluster.receiver.deliveries}
+    assert c.duplicates == 0 and c.per_message == 1
+
+
+def test_the_same_event_sent_five_times_is_processed_once(cluster_factory: Callable[..., Cluster]) -> None:
+    cluster = cluster_factory()
+    stream, expected = events(100, "dup")
+    with cluster.worker("w"):
+        for _ in range(5):
+            cluster.submit(stream)
+        cluster.settle(expected)
+    c = counts(cluster, 5 * len(stream), expected)
+    c.report("every event sent five times")
+    assert_exactly_once(c, cluster, expected)
+    assert c.duplicates == 0 and c.dead_letters == 0
+    assert cluster.receiver.requests == len(expected)  # not one request more
+
+
+def _replies(stream: list[TicketEvent]) -> list[Message]:
+    return [e.message for e in stream]
+
+
+def _ids(cluster: Cluster, message_ids: set[str]) -> set[str]:
+    return {d.id for d in cluster.receiver.deliveries if d.data["message_id"] in message_ids}
