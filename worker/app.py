@@ -58,10 +58,13 @@ def create_app(cfg: Settings) -> Celery:
         # Redis redelivers any message not acknowledged within the visibility timeout, including ones a
         # worker holds for a countdown/ETA, so it must exceed the longest countdown we schedule
         # (delivery backoff, order waits) or those tasks would run twice ("Using Redis", Caveats).
-        # Workers sweep for such tasks (a killed worker's) every `restore_sweep_seconds`.
+        # Workers sweep for such tasks (a killed worker's) every `restore_sweep_seconds`, under a Redis
+        # mutex that a worker killed mid-sweep leaves behind until it expires (kombu: 300 s), so it
+        # expires no later than the visibility timeout.
         broker_transport_options={"visibility_timeout": cfg.visibility_timeout,
                                   "unacked_restore_interval": cfg.restore_sweep_seconds,
-                                  "unacked_restore_throttle": 1},
+                                  "unacked_restore_throttle": 1,
+                                  "unacked_mutex_expire": min(300, cfg.visibility_timeout)},
         # Keep retrying the broker at start-up (the default changes in Celery 6; say it explicitly).
         broker_connection_retry_on_startup=True,
         # Soft shutdown (Celery 5.5+): on a cold shutdown, give running tasks this long to finish

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
+import redis
 from celery import Task, signals
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
+from kombu.exceptions import OperationalError
 
 from worker import bootstrap, logs, pipeline
 from worker.app import app, settings
+
+# Redis (stores or broker) away for a moment, as in a restart: see _through_outages.
+INFRASTRUCTURE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OperationalError)
+T = TypeVar("T")
+log = logs.get_logger("worker.tasks")
 
 
 @cache
@@ -29,10 +38,8 @@ def _warm(**_: Any) -> None:
           retry_backoff=True)
 def handle_event(self: Task, payload: Any) -> str:
     with logs.task_context(task_id=self.request.id):
-        outcome = pipeline.handle_event(payload, _deps(), attempt=self.request.retries)
-    if outcome.retry_in is not None:
-        raise self.retry(countdown=outcome.retry_in)
-    return outcome.status
+        outcome = _through_outages(lambda: pipeline.handle_event(payload, _deps(), attempt=self.request.retries))
+    return _finish(self, outcome.status, outcome.retry_in)
 
 
 @app.task(name=bootstrap.DELIVER, bind=True, max_retries=None, autoretry_for=(SoftTimeLimitExceeded,),
@@ -42,12 +49,44 @@ def deliver(self: Task, job: dict[str, Any]) -> str:
     # the job counts them, and the attempt number leaves them out.
     throttled = int(job.get("throttled", 0))
     with logs.task_context(task_id=self.request.id):
-        outcome = pipeline.deliver(job, _deps(), attempt=self.request.retries - throttled)
+        outcome = _through_outages(
+            lambda: pipeline.deliver(job, _deps(), attempt=self.request.retries - throttled))
     if outcome.status == "throttled":
-        raise self.retry(args=[{**job, "throttled": throttled + 1}], countdown=outcome.retry_in)
-    if outcome.retry_in is not None:
-        raise self.retry(countdown=outcome.retry_in)
-    return outcome.status
+        return _finish(self, outcome.status, outcome.retry_in, args=[{**job, "throttled": throttled + 1}])
+    return _finish(self, outcome.status, outcome.retry_in)
+
+
+def _through_outages(run: Callable[[], T]) -> T:
+    """Run a handler again, inside the same task, while Redis is away (a restart, a failover).
+
+    Raising would make Celery acknowledge the message as failed and lose it; rejecting it during the
+    outage can take down the worker's consumer. Handlers are idempotent, so running one again from the
+    start is safe. Past the deadline the message goes back to the queue (or, if Redis still cannot take
+    it, stays unacknowledged until the visibility sweep).
+    """
+    deadline = time.monotonic() + settings.task_soft_time_limit * 0.8
+    pause = 0.1
+    while True:
+        try:
+            return run()
+        except INFRASTRUCTURE_ERRORS as exc:
+            if time.monotonic() + pause > deadline:
+                raise Reject(f"{type(exc).__name__}: {exc}", requeue=True) from exc
+            log.warning("redis unavailable; running the task again", error=f"{type(exc).__name__}: {exc}",
+                        retry_in=pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
+def _finish(task: Task, status: str, retry_in: float | None, args: list[Any] | None = None) -> str:
+    if retry_in is None:
+        return status
+    try:
+        raise task.retry(args=args, countdown=retry_in)
+    except Reject as exc:
+        # Celery rejects *without* requeueing when it cannot publish the retry (the broker is away),
+        # which would drop the message: requeue it instead.
+        raise Reject(exc.reason, requeue=True) from exc
 
 
 @app.task(name="apology.ping")

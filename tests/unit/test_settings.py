@@ -76,3 +76,4 @@ def test_an_explicit_visibility_timeout_also_shortens_the_restore_sweep() -> Non
 
     options = create_app(cfg).conf.broker_transport_options
     assert options["visibility_timeout"] == 6 and options["unacked_restore_interval"] == 3
+    assert options["unacked_mutex_expire"] == 6
