@@ -108,8 +108,12 @@ class Cluster:
             wait_until(self.idle, timeout=timeout, what="broker idle")
         except TimeoutError as exc:
             queued = (self.stores.redis.llen("apology"), self.stores.redis.hlen("unacked"))
+            missing = sorted(expected - set(self.receiver.delivery_ids()))
+            recorded = [self.stores.was_delivered(m) for m in missing]
             tails = "\n".join(f"--- worker {i}:\n{p.output()}" for i, p in enumerate(self.workers))
-            raise TimeoutError(f"{exc}; queued/unacked: {queued}\n{tails}") from None
+            raise TimeoutError(f"{exc}; queued/unacked: {queued}; missing {missing[:5]} (recorded as "
+                               f"delivered: {recorded[:5]}); dead letters: {self.stores.dead_letter_count()}"
+                               f"\n{tails}") from None
 
 
 @pytest.fixture()
