@@ -34,6 +34,7 @@ class PagerDutyTarget:
     ticket_url: str | None = None
     source: str = "apology-worker"
     name: str = "pagerduty"
+    api_url: str | None = None  # the EU service (https://events.eu.pagerduty.com/v2/enqueue), or a test fake
 
     def __post_init__(self) -> None:
         require(self.routing_key, "APOLOGY_PAGERDUTY_ROUTING_KEY")
@@ -67,8 +68,8 @@ class PagerDutyTarget:
         link = ticket_link(self.ticket_url, verdict.ticket_id)
         if link:
             event["links"] = [{"href": link, "text": f"Open ticket {verdict.ticket_id}"}]
-        return OutboundRequest(method="POST", url=EVENTS_URL, headers={"Content-Type": "application/json"},
-                               body=json_body(event))
+        return OutboundRequest(method="POST", url=self.api_url or EVENTS_URL,
+                               headers={"Content-Type": "application/json"}, body=json_body(event))
 
 
 def dedup_key(verdict: Verdict) -> str:
@@ -86,8 +87,9 @@ def severity(verdict: Verdict) -> str:
 
 def from_config(name: str, options: Mapping[str, Any]) -> PagerDutyTarget:
     """A routes file entry `type: pagerduty`; defaults to APOLOGY_PAGERDUTY_ROUTING_KEY and APOLOGY_TICKET_URL."""
-    known_options(name, options, {"routing_key", "ticket_url", "source"})
+    known_options(name, options, {"routing_key", "ticket_url", "source", "api_url"})
     return PagerDutyTarget(
         routing_key=setting(name, options, "routing_key", "APOLOGY_PAGERDUTY_ROUTING_KEY") or "",
         ticket_url=setting(name, options, "ticket_url", "APOLOGY_TICKET_URL", required=False),
-        source=str(options.get("source") or "apology-worker"), name=name)
+        source=str(options.get("source") or "apology-worker"), name=name,
+        api_url=setting(name, options, "api_url", required=False))
