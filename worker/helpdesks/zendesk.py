@@ -1,6 +1,6 @@
 """Zendesk in: event webhooks and the trigger body we ship, both to the canonical ticket event.
 
-Two ways to connect a Zendesk account (docs/helpdesks.md):
+Two ways to connect a Zendesk account (README, "Connecting a helpdesk"):
 - an event webhook subscribed to `zen:event-type:ticket.comment_added`: Zendesk posts its event envelope
   (`type`, `id`, `time`, `detail` = the ticket, `event.comment` = the comment with `author.is_staff`);
 - a trigger notifying a webhook with config/examples/zendesk-trigger-body.json, built from placeholders
