@@ -47,7 +47,7 @@ class Chunk:
     last: str  # file:line of its last ticket
 
     def encode(self) -> bytes:
-        """zlib-compressed JSON (never pickle): what the chunk task reads back from Redis."""
+        """zlib-compressed JSON (never a format that rebuilds objects): what the chunk task reads back from Redis."""
         body = {"index": self.index, "replies": self.replies, "first": self.first, "last": self.last,
                 "tickets": self.tickets}
         return zlib.compress(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), 1)
