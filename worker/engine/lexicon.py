@@ -19,22 +19,10 @@ if TYPE_CHECKING:
 FLAGS = re.IGNORECASE | re.MULTILINE
 _MACRO = re.compile(r"\{(\w+)\}")
 
-INCIDENT_KINDS = ("defect", "delay", "misinformation", "staff_conduct", "billing", "beyond_control",
-                  "other", "none")
 # Kinds read from cues, in the order ties are broken (the one that most changes a good reply first).
 CUED_KINDS = ("staff_conduct", "misinformation", "beyond_control", "billing", "defect", "delay", "other")
 # Contractions people type without the apostrophe ("cant", "doesnt", "im"): matched either way.
 _LOOSE_APOSTROPHE = re.compile(r"(?<=n)'(?=t)|(?<=\bi)'(?=m|ve)|(?<=you)'(?=re)|(?<=that)'(?=s)|(?<=we)'(?=ve)")
-
-# Every entry set the engine reads, as a dotted path into the lexicon data.
-ENTRY_SETS = (
-    "apology.expressions", "apology.negated_before", "apology.negated_after", "apology.affirmed",
-    "apology.pardon_followers", "apology.object_stops", "apology.generic_words", "apology.responsibility",
-    "apology.third_party",
-    "liability_admission", "liability_admission.negated_before", "blame", "blame.negated_before", "empathy",
-    "empathy.negated_within", "solution", "solution.weak", "solution.excluded", "prevention", "legal_risk",
-    "frustration.cues", "incident.trouble", *(f"incident.{kind}" for kind in CUED_KINDS),
-)
 
 
 class LexiconError(ValueError):
