@@ -1,4 +1,4 @@
-"""The literal prefilter must find exactly what a plain regular expression finds."""
+"""The RE2 scanner must find exactly what Python's `re` finds, whatever the text."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.engine.matcher import Scanner, required_literals
+from worker.engine.matcher import Scanner
 
 FLAGS = re.IGNORECASE | re.MULTILINE
 PATTERNS = [
@@ -16,25 +16,70 @@ PATTERNS = [
     r"\b(?:i|we)\s+(?:\w+\s+){0,2}(?:understand|see)\s+(?:how|why)\b",
     r"\byou\s+should(?:'ve|\s+have)\s+\w+",
     r"[!?]{2,}",
+    r"\bregret\b(?!\s+(?:nothing|it\b))",  # a lookahead: RE2 cannot run it, `re` does
+    r"(?<![\w-])caf[eé]\s+\w+",
 ]
 WORDS = ["sorry", "our", "my", "mistake", "error", "fault", "i", "we", "really", "understand", "see", "how",
-         "why", "you", "should", "have", "read", "it", "!!", "?", "the", "Sorry", "OUR", "Mistake"]
+         "why", "you", "should", "have", "read", "it", "!!", "?", "the", "Sorry", "OUR", "Mistake", "regret",
+         "nothing", "café", "Zoë", "naïve", "😀", "—", "cafe"]
 
 
-def test_required_literals_reads_the_mandatory_alternation() -> None:
-    assert required_literals(r"\b(?:our|my)\s+(?:mistake|error)\b", FLAGS) == frozenset({"mistake", "error"})
-    assert required_literals(r"(?:foo)?\bbar\b", FLAGS) == frozenset({"bar"})
-    assert required_literals(r"[!?]{2,}", FLAGS) is None
+def _scanner() -> tuple[Scanner, int]:
+    scanner = Scanner()
+    set_id = scanner.add("t", PATTERNS, FLAGS)
+    scanner.build()
+    return scanner, set_id
+
+
+def _expected(text: str) -> list[str]:
+    spans = sorted({m.span() for p in PATTERNS for m in re.finditer(p, text, FLAGS) if m.end() > m.start()},
+                   key=lambda s: (s[0], -s[1]))
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        if not out or start >= out[-1][1]:
+            out.append((start, end))
+    return [text[a:b] for a, b in out]
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(WORDS), min_size=0, max_size=25))
-def test_scanner_finds_what_the_combined_regex_finds(words: list[str]) -> None:
-    text = " ".join(words)  # one sentence: the scanner's windows cover it all
-    scanner = Scanner()
-    set_id = scanner.add("t", PATTERNS, FLAGS)
-    scanner.build()
-    combined = re.compile("|".join(f"(?:{p})" for p in PATTERNS), FLAGS)
-    expected = [m.span() for m in combined.finditer(text) if m.end() > m.start()]
+def test_scanner_finds_what_python_re_finds(words: list[str]) -> None:
+    text = " ".join(words)  # one clause: the window covers it all
+    scanner, set_id = _scanner()
     got = scanner.find(set_id, text, scanner.scan(text), lambda pos: (0, len(text)))
-    assert [text[a:b] for a, b in got] == [text[a:b] for a, b in expected]
+    assert [text[a:b] for a, b in got] == _expected(text)
+    assert scanner.exists(set_id, text, scanner.scan(text), lambda pos: (0, len(text))) == bool(got)
+
+
+def test_offsets_are_characters_not_bytes_in_non_ascii_text() -> None:
+    text = "Zoë — naïve café owner here. We are so sorry, it was our mistake 😀"
+    scanner, set_id = _scanner()
+    got = [text[a:b] for a, b in scanner.find(set_id, text, scanner.scan(text))]
+    assert got == ["café owner", "sorry", "our mistake"]
+
+
+def test_word_classes_are_unicode_as_in_python() -> None:
+    text = "i naïvely understand how"  # RE2's own \w would stop at the ï
+    scanner, set_id = _scanner()
+    assert [text[a:b] for a, b in scanner.find(set_id, text, scanner.scan(text))] == [text]
+
+
+def test_a_long_text_is_scanned_to_its_end() -> None:
+    text = ("Nothing to see in this line at all.\n" * 3000) + "It was our fault."
+    scanner, set_id = _scanner()
+    assert [text[a:b] for a, b in scanner.find(set_id, text, scanner.scan(text))] == ["our fault"]
+
+
+def test_a_match_may_not_join_words_from_distant_clauses() -> None:
+    text = "Thanks, we\nhad\nit\nsee how. And I really see how it went."
+    bounds = [i + 1 for i, c in enumerate(text) if c in "\n."]
+
+    def window(pos: int) -> tuple[int, int]:
+        start = max([0, *(b for b in bounds if b <= pos)])
+        end = min([len(text), *(b for b in bounds if b > pos)])
+        return start, end
+
+    scanner, set_id = _scanner()
+    assert re.search(PATTERNS[2], text, FLAGS).group() == "we\nhad\nit\nsee how"  # across four lines
+    got = [text[a:b] for a, b in scanner.find(set_id, text, scanner.scan(text), window)]
+    assert got == ["I really see how"]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from worker.engine.matcher import Hits, Scanner
+from worker.engine.matcher import Scan, Scanner
 
 if TYPE_CHECKING:
     from worker.engine.text import Prepared
@@ -61,12 +61,12 @@ class Lexicon:
     empathy_negated_within: re.Pattern[str]
     solution_excluded: re.Pattern[str]
 
-    def _hits(self, doc: Prepared) -> Hits:
-        hits = doc.memo.get("hits")
-        if not isinstance(hits, dict):
-            hits = self.scanner.scan(doc.text)
-            doc.memo["hits"] = hits
-        return hits
+    def _hits(self, doc: Prepared) -> Scan:
+        scan = doc.memo.get("scan")
+        if not isinstance(scan, Scan):
+            scan = self.scanner.scan(doc.text)
+            doc.memo["scan"] = scan
+        return scan
 
     def find(self, name: str, doc: Prepared) -> list[tuple[int, int]]:
         """Spans of the visible text where the named entry set matches (non-overlapping)."""

@@ -1,228 +1,305 @@
-"""Many regular expressions over one text, fast: literal prefilter, then each pattern near its literal.
+"""Many regular expressions over one text, fast: one RE2 pass says which of them match at all.
 
-Python's `re` tries every alternative of a big alternation at every position, which made the lexicon cost
-milliseconds per reply. Instead, each pattern's *required literals* (strings at least one of which must
-occur in any match, derived from the parsed pattern) go into one Aho-Corasick automaton
-(`pyahocorasick`, C). One pass over the text finds which patterns can match and where; only those run,
-and only on the line around the literal. Patterns without a usable literal run on the whole text.
+Python's `re` tries every alternative of every pattern at every position, which made the lexicon cost
+milliseconds per reply, and a literal prefilter still left most patterns to run where their words merely
+occur. Instead, every pattern goes into one `re2.Set` (Google's RE2, a linear-time automaton in C): a single
+pass over a text returns the few patterns that match anywhere in it. Only those are run for their spans,
+again by RE2 where RE2 can express the pattern and by `re` where it cannot (lookarounds); the set holds a
+lookaround-free superset of such patterns, so it never misses one.
+
+Two differences from `re` are handled here: RE2's `\\w` is ASCII-only, so it is rewritten to Unicode letter
+and digit classes; and a match must lie inside the clause window around it (see `Scanner.find`), as the
+signal readers expect.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-
-# The stdlib's own regex parser (Python 3.11+): the same tree `re` compiles, so literals read from it are
-# exactly the pattern's.
-from re import _constants as _c  # type: ignore[attr-defined]
-from re import _parser as _p  # type: ignore[attr-defined]
 from typing import Any
 
-import ahocorasick  # type: ignore[import-not-found]
+import re2  # type: ignore[import-untyped]
 
-Hits = dict[int, dict[int, dict[int, list[int]]]]
-_WINDOW = 200  # characters either side of a literal hit that a pattern may span
-# Literals this common filter almost nothing; a pattern prefers any other literal it requires.
-_COMMON = frozenset((
-    "the", "that", "this", "was", "with", "have", "has", "not", "can", "our", "get", "got", "were", "what",
-    "when", "how", "why", "will", "did", "does", "don", "isn", "wasn", "aren", "didn", "hasn", "won", "been",
-    "from", "just", "like", "here", "want", "need", "know", "make", "made", "time", "much", "same", "such",
-    "over", "back", "even", "come", "came", "see", "way", "tell", "told", "said", "says", "sent", "send", "let",
-    "put", "set", "help", "keep", "kept", "last", "next", "long", "left", "part", "side", "end", "feel", "love",
-    "read", "sure", "text", "word", "work", "open", "show", "call", "care", "case", "else", "fine", "hard",
-    "must", "went", "took", "used", "able", "down", "turn", "live", "plan", "it's", "i'd", "we'd", "'ll", "you",
-    "your", "for", "and", "are", "all", "any", "one", "out", "now", "day", "may", "let", "its",
-))
+# The compiled-regex type of RE2's C extension. Its public wrapper re-encodes the whole text on every call
+# and decodes every offset in Python, which cost more than the matching itself; here the text is encoded
+# once per scan and ASCII offsets (nearly all) are used as they are.
+from re2 import _re2
+
+Window = Callable[[int], tuple[int, int]]
+_CHUNK = 8_000  # longer texts go through the set in line-aligned pieces, keeping its automaton small
 
 
-def required_literals(pattern: str, flags: int = 0) -> frozenset[str] | None:
-    """Lower-cased strings one of which occurs in every match of `pattern`, or None if unknown."""
-    try:
-        tree = _p.parse(pattern, flags)
-    except re.error:
-        return None
-    atoms = _best(list(tree))
-    if atoms is None or any(len(a) < 2 and a.isalnum() for a in atoms):
-        return None
-    return atoms
+_UNANCHORED = _re2.RE2.Anchor.UNANCHORED
 
 
-def required_groups(pattern: str, flags: int = 0) -> list[frozenset[str]]:
-    """Every selective literal group the pattern requires (each must occur), rarest first.
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """Which patterns match somewhere in one text (set id -> indexes of its matching patterns), and the
+    text as UTF-8 for RE2."""
 
-    A pattern runs only where all its groups occur in one sentence, which is far stronger than one
-    literal. Groups of common words filter nothing and are left out; so is anything optional.
-    """
-    try:
-        tree = _p.parse(pattern, flags)
-    except re.error:
-        return []
-    groups = [g for g in _mandatory(list(tree)) if _selectivity(g)[0] == 0 and _selectivity(g)[1] >= 3]
-    return sorted(set(groups), key=lambda g: (len(g), -min(len(a) for a in g)))
-
-
-def _mandatory(items: list[tuple[Any, Any]]) -> list[frozenset[str]]:
-    out: list[frozenset[str]] = []
-    run = ""
-    for op, av in items:
-        if op is _c.LITERAL:
-            run += chr(av).lower()
-            continue
-        if run:
-            out.append(frozenset({run}))
-            run = ""
-        if op is _c.SUBPATTERN:
-            out.extend(_mandatory(list(av[-1])))
-        elif op is _c.BRANCH:
-            branches = [_best(list(b)) for b in av[1]]
-            if branches and all(b is not None for b in branches):
-                out.append(frozenset().union(*[b for b in branches if b is not None]))
-        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and av[0] >= 1:
-            out.extend(_mandatory(list(av[2])))
-    if run:
-        out.append(frozenset({run}))
-    return out
-
-
-def _best(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
-    """The single most selective literal group the sequence requires, if any."""
-    return max(_mandatory(items), key=_selectivity, default=None)
-
-
-def _selectivity(atoms: frozenset[str]) -> tuple[int, int, int]:
-    """Rarer first: no common word, then the longest shortest literal, then the fewest literals."""
-    common = sum(1 for a in atoms if a.strip(" '") in _COMMON or len(a) < 3)
-    return (-common, min(len(a) for a in atoms), -len(atoms))
+    hits: dict[int, list[int]]
+    data: bytes
+    ascii: bool
 
 
 @dataclass
 class _Entry:
-    pattern: re.Pattern[str]
-    always: bool
-    groups: int = 1  # literal groups registered for this pattern; all must occur in the window
+    python: re.Pattern[str]
+    fast: Any  # the same pattern compiled by RE2 (`_re2.RE2`), when RE2 can express it
 
 
 @dataclass
 class PatternSet:
-    """The patterns of one lexicon entry set; matched through a shared `Scanner`."""
+    """The patterns of one lexicon entry set."""
 
     name: str
     entries: list[_Entry] = field(default_factory=list)
-    always: list[_Entry] = field(default_factory=list)
 
 
 class Scanner:
-    """Holds the automaton of every pattern set's literals; `scan` a text once, then `find` per set."""
+    """Holds one RE2 set of every pattern set's patterns; `scan` a text once, then `find` per set."""
 
     def __init__(self) -> None:
         self._sets: list[PatternSet] = []
-        self._automaton = ahocorasick.Automaton()
-        self._atoms: dict[str, list[tuple[int, int, int]]] = {}
-        self._built = False
+        self._owners: list[tuple[int, int]] = []  # RE2 set index -> (set id, pattern index)
+        self._always: list[tuple[int, int]] = []  # patterns RE2 cannot hold at all: always run by `re`
+        self._options = _options(case_sensitive=True)
+        self._options_nocase = _options(case_sensitive=False)
+        self._set: re2.Set | None = None
+        self._set_flags: int | None = None
 
     def add(self, name: str, alternatives: Sequence[str], flags: int) -> int:
         """Register a pattern set; returns its id for `find`."""
+        if self._set is None:
+            self._set = re2.Set.SearchSet(self._options_for(flags))
+            self._set_flags = flags
+        elif flags != self._set_flags:
+            raise ValueError("all pattern sets of one scanner share their flags")
         set_id = len(self._sets)
         pset = PatternSet(name)
         for alt_id, source in enumerate(alternatives):
-            atoms = required_literals(source, flags)
-            groups = required_groups(source, flags) if atoms is not None else []
-            if atoms is not None and atoms not in groups:
-                groups = [atoms, *groups]
-            entry = _Entry(re.compile(source, flags), always=atoms is None, groups=max(1, len(groups)))
-            pset.entries.append(entry)
-            if entry.always:
-                pset.always.append(entry)
-            for group_id, group in enumerate(groups):
-                for atom in group:
-                    self._atoms.setdefault(atom, []).append((set_id, alt_id, group_id))
+            python = re.compile(source, flags)
+            fast = _compile(_to_re2(source, flags), self._options_for(flags))
+            pset.entries.append(_Entry(python, fast))
+            superset = _to_re2(source if fast is not None else _strip_lookarounds(source), flags, loose=True)
+            try:
+                self._set.Add(superset)
+            except re2.error:
+                self._always.append((set_id, alt_id))
+            else:
+                self._owners.append((set_id, alt_id))
         self._sets.append(pset)
         return set_id
 
+    def _options_for(self, flags: int) -> re2.Options:
+        return self._options_nocase if flags & re.IGNORECASE else self._options
+
     def build(self) -> None:
-        for atom, targets in self._atoms.items():
-            self._automaton.add_word(atom, targets)
-        if self._atoms:
-            self._automaton.make_automaton()
-        self._built = True
+        if self._set is not None and self._owners:
+            self._set.Compile()
 
-    def scan(self, text: str) -> Hits:
-        """Where each pattern could match: set id -> pattern index -> group -> positions of its literals."""
-        assert self._built, "Scanner.build() first"
-        hits: Hits = {}
-        if not self._atoms:
-            return hits
-        lowered = text.lower()
-        if len(lowered) != len(text):  # a few characters lower-case to two; keep offsets aligned
-            lowered = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
-        for end, targets in self._automaton.iter(lowered):
-            for set_id, alt_id, group_id in targets:
-                hits.setdefault(set_id, {}).setdefault(alt_id, {}).setdefault(group_id, []).append(end)
-        return hits
+    def scan(self, text: str) -> Scan:
+        """Which patterns match somewhere in `text` (one pass per piece of the text)."""
+        hits: dict[int, list[int]] = {}
+        data = text.encode("utf-8", "surrogatepass")
+        if self._set is not None and self._owners:
+            for piece in _pieces(data):
+                for index in self._set.Match(piece) or ():
+                    set_id, alt_id = self._owners[index]
+                    alts = hits.setdefault(set_id, [])
+                    if alt_id not in alts:
+                        alts.append(alt_id)
+        for set_id, alt_id in self._always:
+            hits.setdefault(set_id, []).append(alt_id)
+        return Scan(hits, data, len(data) == len(text))
 
-    def find(self, set_id: int, text: str, hits: Hits,
-             window: Callable[[int], tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+    def find(self, set_id: int, text: str, scan: Scan, window: Window | None = None) -> list[tuple[int, int]]:
         """Non-overlapping (leftmost, then longest) matches of a pattern set in `text`.
 
-        `window(pos)` gives the stretch of text a match around position `pos` can lie in (the sentence);
-        by default the line, capped either side.
+        `window(pos)` gives the clause around a position; a match may run from its own clause into the
+        next but no further, so a pattern cannot join words from unrelated sentences.
         """
-        pset = self._sets[set_id]
         spans: set[tuple[int, int]] = set()
-        for entry in pset.always:
-            spans.update(m.span() for m in entry.pattern.finditer(text) if m.end() > m.start())
-        for alt_id, groups in hits.get(set_id, {}).items():
-            entry = pset.entries[alt_id]
-            if len(groups) < entry.groups:
-                continue  # some required literal occurs nowhere in the text
-            others = [groups[g] for g in range(1, entry.groups)]
-            for start, end in _windows(text, groups.get(0, ()), window):
-                if all(any(start <= p < end for p in positions) for positions in others):
-                    spans.update(m.span() for m in entry.pattern.finditer(text, start, end) if m.end() > m.start())
+        entries = self._sets[set_id].entries
+        for alt_id in scan.hits.get(set_id, ()):
+            spans.update(_spans(entries[alt_id], text, scan, window))
         return _non_overlapping(spans) if len(spans) > 1 else list(spans)
 
-
-    def exists(self, set_id: int, text: str, hits: Hits,
-               window: Callable[[int], tuple[int, int]] | None = None) -> bool:
-        """Whether the pattern set matches anywhere; stops at the first match."""
-        pset = self._sets[set_id]
-        for alt_id, groups in hits.get(set_id, {}).items():
-            entry = pset.entries[alt_id]
-            if len(groups) < entry.groups:
-                continue
-            others = [groups[g] for g in range(1, entry.groups)]
-            for start, end in _windows(text, groups.get(0, ()), window):
-                if all(any(start <= p < end for p in positions) for positions in others):
-                    m = entry.pattern.search(text, start, end)
-                    if m is not None and m.end() > m.start():
-                        return True
-        return any(_nonempty(entry.pattern.finditer(text)) for entry in pset.always)
+    def exists(self, set_id: int, text: str, scan: Scan, window: Window | None = None) -> bool:
+        """Whether the pattern set matches anywhere."""
+        entries = self._sets[set_id].entries
+        return any(_spans(entries[alt_id], text, scan, window, first=True) for alt_id in scan.hits.get(set_id, ()))
 
 
-def _nonempty(matches: Iterable[re.Match[str]]) -> bool:
-    return any(m.end() > m.start() for m in matches)
-
-
-def _windows(text: str, positions: Iterable[int],
-             window: Callable[[int], tuple[int, int]] | None) -> list[tuple[int, int]]:
-    """The stretch around each literal hit, merged where they overlap."""
+def _spans(entry: _Entry, text: str, scan: Scan, window: Window | None,
+           *, first: bool = False) -> list[tuple[int, int]]:
+    matches = _re2_spans(entry.fast, scan) if entry.fast is not None else (
+        m.span() for m in entry.python.finditer(text))
     out: list[tuple[int, int]] = []
-    for pos in sorted(positions):
-        if window is not None:
-            lo, hi = window(pos)
+    for start, end in matches:
+        if end <= start:
+            continue
+        if window is not None and _reach(window, start, len(text)) < end:
+            # The match runs on past its clause and the next: read the rest clause by clause instead.
+            out.extend(_clause_by_clause(entry.python, text, start, window, first=first))
+            break
+        out.append((start, end))
+        if first:
+            break
+    return out[:1] if first else out
+
+
+def _re2_spans(regexp: Any, scan: Scan) -> Iterator[tuple[int, int]]:
+    """Every match of an RE2 pattern, leftmost-first and non-overlapping like `re.finditer`, in characters."""
+    data, pos, size = scan.data, 0, len(scan.data)
+    while pos <= size:
+        start, end = regexp.Match(_UNANCHORED, data, pos, size)[0]
+        if start < 0:
+            return
+        if scan.ascii:
+            yield start, end
         else:
-            lo = max(text.rfind("\n", 0, pos) + 1, pos - _WINDOW)
-            nl = text.find("\n", pos)
-            hi = min(len(text) if nl < 0 else nl, pos + _WINDOW)
-        if out and lo <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
+            yield _chars(data, start), _chars(data, end)
+        pos = end if end > start else end + 1
+        while 0 < pos < size and data[pos] & 0xC0 == 0x80:  # never resume inside a UTF-8 sequence
+            pos += 1
+
+
+def _chars(data: bytes, offset: int) -> int:
+    return len(data[:offset].decode("utf-8", "surrogatepass"))
+
+
+def _reach(window: Window, pos: int, length: int) -> int:
+    """How far a match starting at `pos` may run: to the end of the clause after its own.
+
+    One clause is too strict: a pattern may begin at the full stop before a sentence (". Click ...") or
+    compare two short sentences ("the site said X. My invoice says Y").
+    """
+    end = window(pos)[1]
+    return window(end)[1] if end < length else end
+
+
+def _clause_by_clause(pattern: re.Pattern[str], text: str, pos: int, window: Window,
+                      *, first: bool) -> list[tuple[int, int]]:
+    out = []
+    while pos < len(text):
+        hi = max(window(pos)[1], pos + 1)
+        for m in pattern.finditer(text, pos, _reach(window, pos, len(text))):
+            if m.end() > m.start():
+                out.append(m.span())
+                if first:
+                    return out
+        pos = hi
     return out
 
 
-def _non_overlapping(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+def _pieces(data: bytes) -> list[bytes]:
+    if len(data) <= _CHUNK:
+        return [data]
+    out, start = [], 0
+    while start < len(data):
+        end = data.rfind(b"\n", start, start + _CHUNK) if start + _CHUNK < len(data) else len(data)
+        if end <= start:
+            end = min(len(data), start + _CHUNK)
+            while end < len(data) and data[end] & 0xC0 == 0x80:
+                end += 1
+        out.append(data[start:end])
+        start = end
+    return out
+
+
+def _options(*, case_sensitive: bool) -> re2.Options:
+    options = re2.Options()
+    options.case_sensitive = case_sensitive
+    options.log_errors = False
+    options.never_capture = True  # only whole-match spans are used
+    options.max_mem = 64 << 20  # room for the set's automaton over ~300 patterns
+    return options
+
+
+def _compile(source: str, options: re2.Options) -> Any:
+    regexp = _re2.RE2(source.encode(), options)
+    return regexp if regexp.ok() else None
+
+
+_WORD = (r"\p{L}\p{N}_", r"[\p{L}\p{N}_]", r"[^\p{L}\p{N}_]")
+# For the set, a cheaper superset of a word character: ASCII word characters or any non-ASCII one. Exact
+# Unicode classes multiply the states of the set's automaton over UTF-8 bytes tenfold.
+_LOOSE_WORD = (r"0-9A-Za-z_\x{80}-\x{10FFFF}", r"[0-9A-Za-z_\x{80}-\x{10FFFF}]", r"[^0-9A-Za-z_]")
+
+
+def _to_re2(source: str, flags: int, *, loose: bool = False) -> str:
+    """The pattern in RE2 syntax: flags inline, `\\w`/`\\W` as Unicode classes (RE2's are ASCII-only)."""
+    in_class_word, word, non_word = _LOOSE_WORD if loose else _WORD
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(source):
+        c = source[i]
+        if c == "\\" and i + 1 < len(source):
+            nxt = source[i + 1]
+            if nxt == "w":
+                out.append(in_class_word if in_class else word)
+            elif nxt == "W" and not in_class:
+                out.append(non_word)
+            elif nxt in "uU" and re.fullmatch(r"[0-9a-fA-F]{4}" if nxt == "u" else r"[0-9a-fA-F]{8}",
+                                             source[i + 2:i + (6 if nxt == "u" else 10)]):
+                digits = source[i + 2:i + (6 if nxt == "u" else 10)]
+                out.append(f"\\x{{{digits}}}")  # Python's \uXXXX / \UXXXXXXXX in RE2's spelling
+                i += len(digits)
+            else:
+                out.append(source[i:i + 2])
+            i += 2
+            continue
+        if c == "[" and not in_class:
+            in_class = True
+            out.append(c)
+            if source[i + 1:i + 2] == "^":
+                out.append("^")
+                i += 1
+            if source[i + 1:i + 2] == "]":
+                out.append("]")  # a leading ] is a literal
+                i += 1
+        elif c == "]" and in_class:
+            in_class = False
+            out.append(c)
+        else:
+            out.append(c)
+        i += 1
+    prefix = ("m" if flags & re.MULTILINE else "") + ("s" if flags & re.DOTALL else "")
+    return (f"(?{prefix})" if prefix else "") + "".join(out)
+
+
+def _strip_lookarounds(source: str) -> str:
+    """The pattern without its lookaheads and lookbehinds: it matches wherever the original could."""
+    out: list[str] = []
+    i = 0
+    while i < len(source):
+        if source[i] == "\\":
+            out.append(source[i:i + 2])
+            i += 2
+            continue
+        if source.startswith(("(?=", "(?!", "(?<=", "(?<!"), i):
+            depth, j = 0, i
+            while j < len(source):
+                if source[j] == "\\":
+                    j += 2
+                    continue
+                if source[j] == "(":
+                    depth += 1
+                elif source[j] == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            i = j + 1
+            continue
+        out.append(source[i])
+        i += 1
+    return "".join(out)
+
+
+def _non_overlapping(spans: set[tuple[int, int]]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for start, end in sorted(spans, key=lambda s: (s[0], -s[1])):
         if out and start < out[-1][1]:
