@@ -29,6 +29,7 @@ _FOLD = str.maketrans({
     "\u2013": "-", "\u2014": "-",
 })
 
+_WHITESPACE_TO_SPACE = str.maketrans("\n\r\t", "   ")  # HTML source line breaks are not visible breaks
 _QUOTED_LINE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
 # A phrase in double quotes inside one line: the agent citing someone else's words.
 _QUOTED_PHRASE = re.compile(r'"[^"\n]{1,300}"')
@@ -250,10 +251,9 @@ class _OffsetHTMLParser(HTMLParser):
         base = self._pos()
         if self.mask_depth:
             data = _spaces(data)
-        for i, c in enumerate(data):
-            self.chars.append(" " if c in "\n\r\t" else c)
-            self.starts.append(base + i)
-            self.ends.append(base + i + 1)
+        self.chars.extend(data.translate(_WHITESPACE_TO_SPACE))
+        self.starts.extend(range(base, base + len(data)))
+        self.ends.extend(range(base + 1, base + len(data) + 1))
 
     def handle_entityref(self, name: str) -> None:
         start = self._pos()
