@@ -58,6 +58,9 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("liability_admission", "That was an oversight on our part.", True),
     ("liability_admission", "We got this wrong, and I've fixed it.", True),
     ("liability_admission", "This was not our mistake; the courier lost it.", False),
+    # "payment" ends in "nt": a loosened "n't" once read it as a negation and hid the admission.
+    ("liability_admission", "You were charged twice due to a payment gateway error on our side.", True),
+    ("liability_admission", "This isnt our fault, the courier lost it.", False),
     ("liability_admission", "We're aware of an outage affecting the app.", False),
     ("blame", "As I already explained, you should have read the size guide.", True),
     ("blame", "That's not our fault.", True),

@@ -22,7 +22,18 @@ _MACRO = re.compile(r"\{(\w+)\}")
 # Kinds read from cues, in the order ties are broken (the one that most changes a good reply first).
 CUED_KINDS = ("staff_conduct", "misinformation", "beyond_control", "billing", "defect", "delay", "other")
 # Contractions people type without the apostrophe ("cant", "doesnt", "im"): matched either way.
-_LOOSE_APOSTROPHE = re.compile(r"(?<=n)'(?=t)|(?<=\bi)'(?=m|ve)|(?<=you)'(?=re)|(?<=that)'(?=s)|(?<=we)'(?=ve)")
+_LOOSE_APOSTROPHE = re.compile(r"(?<=\wn)'(?=t)|(?<=\bi)'(?=m|ve)|(?<=you)'(?=re)|(?<=that)'(?=s)|(?<=we)'(?=ve)")
+# A bare "n't" (any contraction) cannot simply lose its apostrophe: "nt" ends "payment" and "agent". Without
+# the apostrophe it is read only after the verbs that take it ("isnt", "dont", "wouldnt").
+_BARE_NT = re.compile(r"(?<![A-Za-z])n't")
+_NT_LOOSE = ("(?:n't|(?:(?<=\\bis)|(?<=\\bdo)|(?<=\\bca)|(?<=\\bwo)|(?<=\\bai)|(?<=\\bwas)|(?<=\\bare)|(?<=\\bdid)"
+             "|(?<=\\bhas)|(?<=\\bhad)|(?<=\\bwere)|(?<=\\bdoes)|(?<=\\bhave)|(?<=\\bneed)|(?<=\\bmust)"
+             "|(?<=\\bcould)|(?<=\\bwould)|(?<=\\bshould))nt)")
+
+
+def _loosen(source: str) -> str:
+    """Contractions typed without the apostrophe ("cant", "im") match too."""
+    return _LOOSE_APOSTROPHE.sub("'?", _BARE_NT.sub(lambda _: _NT_LOOSE, source))
 
 
 class LexiconError(ValueError):
@@ -151,11 +162,11 @@ def _alternatives(path: str, entries: Mapping[str, Any], macros: Mapping[str, st
         if not isinstance(phrase, str) or not phrase.strip():
             raise LexiconError(f"{path}.phrases[{i}]", "must be a non-empty string")
         words = [re.escape(w) for w in phrase.replace("\u2019", "'").split()]
-        alternatives.append(_LOOSE_APOSTROPHE.sub("'?", r"\b" + r"\s+".join(words) + r"\b"))
+        alternatives.append(_loosen(r"\b" + r"\s+".join(words) + r"\b"))
     for i, pattern in enumerate(entries.get("patterns") or ()):
         if not isinstance(pattern, str) or not pattern:
             raise LexiconError(f"{path}.patterns[{i}]", "must be a non-empty string")
-        expanded = _LOOSE_APOSTROPHE.sub("'?", _expand(pattern, macros, f"{path}.patterns[{i}]"))
+        expanded = _loosen(_expand(pattern, macros, f"{path}.patterns[{i}]"))
         try:
             re.compile(expanded, FLAGS)
         except re.error as exc:
