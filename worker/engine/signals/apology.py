@@ -20,6 +20,12 @@ _OWN_FAILURE = re.compile(
 )
 # "I regret to inform you that ...": what follows is the news, not the failure apologised for.
 _BAD_NEWS = re.compile(r"(?:\w+\s+)?regret\s+to\s+(?:inform|say|tell|advise|let|report)")
+# A colon or dash straight after the apology introduces what it is for.
+_EXPLANATION = re.compile(r"\s*(?:[:;]|\s-+|-+\s)\s*(?=\w)")
+_REFUSAL = re.compile(
+    r"\b(?:can't|cannot|can\s+not|unable|not\s+able|no\s+longer|only|not\s+possible|(?:isn't|aren't|not)\s+"
+    r"(?:available|possible|covered|eligible)|out\s+of\s+stock|no\s+(?:\w+\s+){1,3}(?:yet|available)|don't|doesn't|won't"
+    r"|we\s+(?:do|can)\s+not)\b", re.IGNORECASE)
 _SELF_BLAME = re.compile(r"my\s+bad|mea\s+culpa")
 _VOCATIVE = re.compile(r"\s*,?\s*(?:[A-Z][a-z]+|@\w+)(?:\s+[A-Z][a-z]+)?\s*(?=[,!.:;]|\s+[^\w\s])")
 _LATE_COMMA = re.compile(r"(?<=\w)[^\w\n]*,")
@@ -77,8 +83,10 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
             obj = text[stop:s_end]  # "my bad, I sent you the wrong link": the clause after is the object
         words = _WORD.findall(obj.lower())
         bad_news = bool(_BAD_NEWS.match(text[start:stop + 40].lower()))
-        content = [] if bad_news else [w for w in words if _stem(w) not in lex.generic_words]
         own = bool(_OWN_FAILURE.search(obj))
+        # "Sorry, the Aria only comes in grey": a sorry that softens a refusal or a limit names no failure.
+        softener = obj.lstrip().startswith(",") and bool(_REFUSAL.search(obj)) and not own
+        content = [] if bad_news or softener else [w for w in words if _stem(w) not in lex.generic_words]
         end = stop + len(obj.rstrip(" \t\n,.!?;:-\"'"))
         found.append(ApologyExpression(start, max(end, stop), specific=bool(content), responsibility=own))
     if not found:
@@ -112,6 +120,9 @@ def _object(text: str, start: int, s_end: int, lex: Lexicon) -> str:
     rest = text[start:min(s_end, start + 160)]
     vocative = _VOCATIVE.match(rest)
     offset = vocative.end() if vocative else 0
+    lead = _EXPLANATION.match(rest, offset)  # "I'm so sorry: the fee was wrong", "sorry - our driver ..."
+    if lead:
+        offset = lead.end()
     rest = rest[offset:]
     stop = lex.object_stops.search(rest)
     if stop:
