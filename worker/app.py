@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 
 from worker import logs
 from worker.broker import QUEUE, TRANSPORT
@@ -98,6 +98,33 @@ def create_app(cfg: Settings) -> Celery:
 settings = load_settings()
 _metrics_dir(settings)
 app = create_app(settings)
+
+
+class _JournalSweep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Every worker offers to sweep the journal (`worker.reconcile`) each interval; a Redis lock lets one
+    of them do it. It runs on the worker's own timer, in its main process, so nothing extra is deployed."""
+
+    requires = ("celery.worker.components:Timer",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.tref: Any = None
+
+    def include_if(self, parent: Any) -> bool:
+        return settings.reconcile
+
+    def start(self, parent: Any) -> None:
+        from worker import bootstrap
+
+        self.tref = parent.timer.call_repeatedly(settings.reconcile_interval, bootstrap.sweep_tick(settings))
+
+    def stop(self, parent: Any) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+
+app.steps["worker"].add(_JournalSweep)
 
 
 @signals.setup_logging.connect
