@@ -11,10 +11,12 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 
 from worker import logs
+from worker.broker import QUEUE, TRANSPORT
 from worker.settings import Settings, load_settings
 
 
@@ -65,8 +67,19 @@ def create_app(cfg: Settings) -> Celery:
                                   "unacked_restore_interval": cfg.restore_sweep_seconds,
                                   "unacked_restore_throttle": 1,
                                   "unacked_mutex_expire": min(300, cfg.visibility_timeout)},
-        # Keep retrying the broker at start-up (the default changes in Celery 6; say it explicitly).
+        # Keep retrying the broker at start-up (the default changes in Celery 6; say it explicitly), and
+        # after losing it keep retrying for as long as it takes (the default gives up after 100 attempts,
+        # about 45 minutes, and exits): a worker waits out a Redis restart or failover in the same process.
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        # On a lost broker connection let running tasks finish (the default; set to silence Celery's
+        # warning that 6.0 changes it). Cancelling them would kill a delivery mid-POST; as it is, their
+        # acknowledgement is lost with the connection and they run once more after the visibility
+        # timeout, which deduplication turns into a skip.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        # kombu's Redis transport with the fix that lets the consumer reconnect after a Redis restart
+        # instead of exiting (worker.broker); other broker schemes keep kombu's own transport.
+        broker_transport=TRANSPORT if urlsplit(cfg.broker_url).scheme == "redis" else None,
         # Soft shutdown (Celery 5.5+): on a cold shutdown, give running tasks this long to finish
         # before they are cancelled and, with acks_late, their messages restored to the queue.
         worker_soft_shutdown_timeout=10.0,
@@ -77,7 +90,7 @@ def create_app(cfg: Settings) -> Celery:
         # Our logs are structlog JSON; Celery must not replace the root handler.
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
-        task_default_queue="apology",
+        task_default_queue=QUEUE,
     )
     return app
 
@@ -85,6 +98,33 @@ def create_app(cfg: Settings) -> Celery:
 settings = load_settings()
 _metrics_dir(settings)
 app = create_app(settings)
+
+
+class _JournalSweep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Every worker offers to sweep the journal (`worker.reconcile`) each interval; a Redis lock lets one
+    of them do it. It runs on the worker's own timer, in its main process, so nothing extra is deployed."""
+
+    requires = ("celery.worker.components:Timer",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.tref: Any = None
+
+    def include_if(self, parent: Any) -> bool:
+        return settings.reconcile
+
+    def start(self, parent: Any) -> None:
+        from worker import bootstrap
+
+        self.tref = parent.timer.call_repeatedly(settings.reconcile_interval, bootstrap.sweep_tick(settings))
+
+    def stop(self, parent: Any) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+
+app.steps["worker"].add(_JournalSweep)
 
 
 @signals.setup_logging.connect

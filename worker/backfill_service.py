@@ -15,6 +15,7 @@ from worker import logs
 from worker.backfill import BackfillError, Chunk, ChunkResult, judge_chunk, write_shard
 from worker.engine import Policy
 from worker.jobs import JobStore
+from worker.journal import Journal, chunk_key
 from worker.pipeline import DeliveryJob
 from worker.routing import Router
 from worker.targets.base import delivery_id
@@ -30,9 +31,17 @@ class ChunkDeps:
     policy: Callable[[str | None], Policy]  # by the job's policy spec, cached by the caller
     router: Callable[[], Router] | None = None
     send_delivery: Callable[[dict[str, Any], float], None] | None = None  # job, countdown seconds
+    journal: Journal | None = None  # deliveries journalled before they are sent, chunks settled (worker.journal)
 
 
 def process_chunk(job_id: str, index: int, deps: ChunkDeps) -> ChunkStatus:
+    status = _process(job_id, index, deps)
+    if deps.journal is not None:  # a final state: the chunk's journal entry is settled
+        deps.journal.settle("chunk", chunk_key(job_id, index))
+    return status
+
+
+def _process(job_id: str, index: int, deps: ChunkDeps) -> ChunkStatus:
     store = deps.store
     job = store.get(job_id)
     if job is None:
@@ -70,5 +79,7 @@ def _deliver(job_id: str, rate: float | None, result: ChunkResult, deps: ChunkDe
             delay = deps.store.delivery_delay(job_id, rate) if rate else 0.0
             job = DeliveryJob(delivery_id(verdict, name), name, verdict.model_dump(mode="json"),
                               f"backfill:{job_id}/{verdict.ticket_id}/{verdict.message_id}")
+            if deps.journal is not None:
+                deps.journal.record([("delivery", job.delivery_id, [job.to_payload()])], due_in=delay)
             deps.send_delivery(job.to_payload(), delay)
 

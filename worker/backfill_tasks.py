@@ -14,9 +14,10 @@ from worker.app import app, settings
 from worker.backfill_service import ChunkDeps, process_chunk
 from worker.engine import Policy, load_policy
 from worker.jobs import JobStore
+from worker.journal import Journal
 from worker.routing import Router
 
-BACKFILL_CHUNK = "apology.backfill_chunk"
+BACKFILL_CHUNK = bootstrap.BACKFILL_CHUNK
 
 
 @cache
@@ -37,7 +38,8 @@ def _send_delivery(job: dict[str, Any], countdown: float) -> None:
 def _deps() -> ChunkDeps:
     # Built on first use in each pool process, after the fork (sockets are not shared across it).
     client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
-    return ChunkDeps(JobStore(client), _policy, _router, _send_delivery)
+    return ChunkDeps(JobStore(client), _policy, _router, _send_delivery,
+                     Journal(client, ttl=settings.journal_ttl_seconds))
 
 
 @app.task(name=BACKFILL_CHUNK, bind=True, max_retries=5, autoretry_for=(SoftTimeLimitExceeded,),

@@ -13,10 +13,14 @@ from typing import Any
 
 import httpx
 import redis
+from kombu.exceptions import OperationalError
 
+from worker import logs, reconcile
+from worker.broker import queue_keys
 from worker.delivery import new_client
 from worker.egress import Egress
 from worker.engine import load_policy
+from worker.journal import Kind
 from worker.pipeline import Deps, Limits
 from worker.ratelimit import TokenBuckets
 from worker.routing import Router, build_router
@@ -25,6 +29,9 @@ from worker.stores import Stores
 
 HANDLE_EVENT = "apology.handle_event"
 DELIVER = "apology.deliver"
+BACKFILL_CHUNK = "apology.backfill_chunk"
+TASKS: dict[Kind, str] = {"event": HANDLE_EVENT, "delivery": DELIVER, "chunk": BACKFILL_CHUNK}  # by journal kind
+log = logs.get_logger("worker.bootstrap")
 
 
 @cache
@@ -38,7 +45,7 @@ def stores(cfg: Settings, client: redis.Redis | None = None) -> Stores:
         memory_messages=cfg.memory_messages, memory_ttl=cfg.memory_ttl_seconds,
         dedup_ttl=cfg.dedup_ttl_seconds, lock_seconds=cfg.event_lock_seconds,
         pending_stale=cfg.pending_stale_seconds, delivered_ttl=cfg.delivered_ttl_seconds,
-        payload_max=cfg.dead_letter_payload_max,
+        payload_max=cfg.dead_letter_payload_max, journal_ttl=cfg.journal_ttl_seconds,
     )
 
 
@@ -98,3 +105,50 @@ def send_delivery(job: dict[str, Any]) -> None:
     from worker.app import app
 
     app.send_task(DELIVER, args=[job])
+
+
+def publish(kind: Kind, args: list[Any]) -> None:
+    """Publish a journal entry's message again (the reconciler)."""
+    from worker.app import app
+
+    app.send_task(TASKS[kind], args=args)
+
+
+def sweeper(cfg: Settings) -> tuple[Stores, Callable[[bool], reconcile.Sweep]]:
+    """The stores and one journal sweep over the real broker and producer (the workers' timer, the CLI).
+
+    Short socket timeouts: a worker runs the sweep in its main loop, which must not hang on a dead Redis.
+    """
+    client = redis.Redis.from_url(cfg.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    broker = client if cfg.redis_url == cfg.broker_url else redis.Redis.from_url(
+        cfg.broker_url, socket_connect_timeout=2, socket_timeout=5)
+    the_stores = stores(cfg, client)
+    keys = queue_keys()
+
+    def queues_empty() -> bool:
+        pipe = broker.pipeline(transaction=False)
+        for key in keys:
+            pipe.llen(key)
+        return not any(pipe.execute())
+
+    def run(dry_run: bool = False) -> reconcile.Sweep:
+        return reconcile.sweep(the_stores, queues_empty=queues_empty, publish=publish,
+                               safe_age=cfg.reconcile_after, max_sends=cfg.reconcile_max_sends, dry_run=dry_run)
+
+    return the_stores, run
+
+
+def sweep_tick(cfg: Settings) -> Callable[[], None]:
+    """What each worker runs every `reconcile_interval`: a sweep, if no other worker took this interval's."""
+    the_stores, run = sweeper(cfg)
+
+    def tick() -> None:
+        try:
+            if the_stores.journal.take_sweep(cfg.reconcile_interval * 0.9):
+                run(False)
+        except (redis.RedisError, OSError, OperationalError) as exc:
+            log.warning("journal sweep skipped: redis unavailable", error=f"{type(exc).__name__}: {exc}")
+        except Exception:  # a bug here must not take the worker's main loop down with it
+            log.exception("journal sweep failed")
+
+    return tick

@@ -8,7 +8,9 @@ Celery tasks, the CLI and the tests call these functions with their dependencies
   remembered (bounded waiting), so the queue's order does not change the verdict;
 - every delivery has a stable id; it is sent until a 2xx, then recorded and never sent again;
 - a delivery goes only to an address `Deps.egress` allows (no private, loopback or link-local ones unless
-  configured), so a target pointed at internal services is dead-lettered, not sent.
+  configured), so a target pointed at internal services is dead-lettered, not sent;
+- every event and delivery is journalled before it is published and settled in the step that records its
+  final state, so one the broker loses on its way to a worker is published again (`worker.journal`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from worker.engine import Policy, review_reply, reviewable
 from worker.engine.review import CustomerCache
 from worker.errors import ConfigError, DeliveryError, EventError
 from worker.history import describe_validation_error
+from worker.journal import Kind, event_key
 from worker.models import Message, TicketEvent, TicketHistory, Verdict
 from worker.routing import Router
 from worker.stores import Stores, new_token, timestamp
@@ -131,9 +134,13 @@ def submit_events(events: Iterable[TicketEvent], stores: Stores,
     """
     batch = list(events)
     now = time.time()
-    stores.add_pending((e.ticket.id, e.message.id, _time(e.message, e, now)) for e in batch)
-    for event in batch:
-        send_event(event.model_dump(mode="json"))
+    payloads = [e.model_dump(mode="json") for e in batch]
+    # Journalled in the same round trip, before publishing: a message the broker loses on its way to a
+    # worker is re-sent by the reconciler (worker.journal).
+    stores.accept(((e.ticket.id, e.message.id, _time(e.message, e, now)) for e in batch),
+                  (("event", event_key(e.source, e.event_id), [p]) for e, p in zip(batch, payloads, strict=True)))
+    for payload in payloads:
+        send_event(payload)
     return len(batch)
 
 
@@ -155,7 +162,7 @@ def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int
         event = parse_event(payload)
     except EventError as exc:
         raw = payload if isinstance(payload, str | bytes) else json.dumps(payload, default=str)
-        letter = deps.stores.add_dead_letter("event", str(exc), raw)
+        letter = deps.stores.add_dead_letter("event", str(exc), raw, settles=_journalled(payload))
         log.warning("event rejected", reason=str(exc), dead_letter=letter)
         metrics.EVENTS.labels("rejected").inc()
         return EventOutcome("rejected", dead_letter=letter)
@@ -169,8 +176,10 @@ def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int
     wait_before = (message.created_at.timestamp()
                    if judge and message.created_at is not None and attempt < limits.order_wait_attempts
                    else None)
+    delay = min(limits.order_wait_first * (2 ** attempt), limits.order_wait_max)
     taken = stores.take_event(event.source, event.event_id, ticket.id, [*event.history, message], token,
-                              wait_before=wait_before, finish=not judge, default_time=fallback)
+                              wait_before=wait_before, finish=not judge, default_time=fallback,
+                              retry_in=max(delay, BUSY_RETRY_SECONDS))
     if taken.status == "done":
         metrics.EVENTS.labels("duplicate").inc()
         log.info("duplicate event skipped")
@@ -179,7 +188,6 @@ def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int
         log.info("event is being handled by another worker; checking again later")
         return EventOutcome("busy", retry_in=BUSY_RETRY_SECONDS)
     if taken.status == "wait":
-        delay = min(limits.order_wait_first * (2 ** attempt), limits.order_wait_max)
         log.info("reply waits for earlier messages of its ticket", waiting=taken.waiting,
                  attempt=attempt, retry_in=delay)
         return EventOutcome("waiting", retry_in=delay)
@@ -209,6 +217,8 @@ def _judge(event: TicketEvent, conversation: list[Message], deps: Deps, attempt:
                     f"{event.source}:{event.event_id}")
         for name in deps.router.destinations(verdict, ticket)
     )
+    if jobs:
+        stores.journal.record(("delivery", job.delivery_id, [job.to_payload()]) for job in jobs)
     for job in jobs:
         deps.send_delivery(job.to_payload())
     stores.finish_event(event.source, event.event_id, token)
@@ -237,6 +247,14 @@ def deliver(payload: dict[str, Any], deps: Deps, attempt: int = 0) -> DeliveryOu
     job = DeliveryJob.from_payload(payload)
     logs.bind(delivery_id=job.delivery_id, target=job.target, event_id=job.event or None,
               ticket_id=job.verdict.get("ticket_id"), message_id=job.verdict.get("message_id"))
+    outcome = _deliver(job, deps, attempt)
+    if outcome.retry_in is not None:
+        # Still in progress: its journal entry is not due before the retry has run.
+        deps.stores.journal.touch("delivery", job.delivery_id, outcome.retry_in)
+    return outcome
+
+
+def _deliver(job: DeliveryJob, deps: Deps, attempt: int) -> DeliveryOutcome:
     stores = deps.stores
     token = new_token()
     claim = stores.begin_delivery(job.delivery_id, token)
@@ -283,10 +301,20 @@ def deliver(payload: dict[str, Any], deps: Deps, attempt: int = 0) -> DeliveryOu
 
 def _dead(deps: Deps, job: DeliveryJob, reason: str, status: int | None, body: str) -> DeliveryOutcome:
     letter = deps.stores.add_dead_letter("delivery", reason, job.to_payload(), status=status,
-                                         response_body=body[:2000])
+                                         response_body=body[:2000], settles=("delivery", job.delivery_id))
     metrics.DELIVERIES.labels(job.target, "dead").inc()
     log.error("delivery dead-lettered", reason=reason, status=status, dead_letter=letter)
     return DeliveryOutcome("dead", status_code=status, dead_letter=letter)
+
+
+def _journalled(payload: object) -> tuple[Kind, str] | None:
+    """The journal entry of a payload that is not a canonical event, if it names one: producers journal
+    only canonical events, but a worker older than its producer may reject one."""
+    if isinstance(payload, dict):
+        source, event_id = payload.get("source"), payload.get("event_id")
+        if isinstance(source, str) and isinstance(event_id, str):
+            return "event", event_key(source, event_id)
+    return None
 
 
 def _time(message: Message | None, event: TicketEvent, now: float) -> float:

@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     # is derived from the longest countdown we schedule (see `visibility_timeout`).
     visibility_timeout_seconds: int | None = Field(default=None, ge=1)
 
+    # The journal of published messages and its reconciler (worker.journal, worker.reconcile): what the
+    # broker lost between the queue and a worker is published again once it is this many seconds overdue;
+    # unset, it is derived from the visibility timeout and the longest countdown (see `reconcile_after`).
+    reconcile: bool = True  # every worker offers to sweep; false to run `apology-worker reconcile` instead
+    reconcile_after_seconds: int | None = Field(default=None, ge=1)
+    reconcile_interval_seconds: float | None = Field(default=None, gt=0)
+    reconcile_max_sends: int = Field(default=5, ge=1, le=100)  # then dead-lettered
+    journal_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         for name in _SECRETS:
@@ -110,6 +119,15 @@ class Settings(BaseSettings):
                 raise ValueError(str(exc)) from None
         if self.task_time_limit <= self.task_soft_time_limit:
             raise ValueError(f"{_var('task_time_limit')} must be longer than {_var('task_soft_time_limit')}")
+        floor = self.visibility_timeout + self.restore_sweep_seconds + self.longest_countdown
+        if self.reconcile_after_seconds is not None and self.reconcile_after_seconds <= floor:
+            raise ValueError(
+                f"{_var('reconcile_after_seconds')} must be longer than {floor:g} s (the visibility timeout, its "
+                "sweep and the longest countdown): a message still legitimately held by a worker would be "
+                "sent again")
+        if self.journal_ttl_seconds <= self.reconcile_after * (self.reconcile_max_sends + 1):
+            raise ValueError(f"{_var('journal_ttl_seconds')} must outlast every re-send: more than "
+                             f"{self.reconcile_after * (self.reconcile_max_sends + 1)} s")
         return self
 
     @property
@@ -127,6 +145,32 @@ class Settings(BaseSettings):
             return self.visibility_timeout_seconds
         longest = max(self.delivery_backoff_max_seconds, self.order_wait_max_seconds, self.task_time_limit)
         return int(longest) * 2 + 300
+
+    @property
+    def longest_countdown(self) -> float:
+        """The longest a task waits before its retry runs: delivery backoff, an order wait, a busy event or
+        delivery (`worker.pipeline.BUSY_RETRY_SECONDS`, 2 s)."""
+        return max(self.delivery_backoff_max_seconds, self.order_wait_max_seconds, 2.0)
+
+    @property
+    def reconcile_after(self) -> int:
+        """How long past due a journal entry must be, after the queues were last seen empty, to be re-sent.
+
+        Longer than a message can legitimately stay out of sight: reserved by a worker that was killed (the
+        visibility timeout, then the next restore sweep), waiting for its countdown, running (the hard
+        time limit). A shorter value only costs re-sends, which deduplication absorbs.
+        """
+        if self.reconcile_after_seconds is not None:
+            return self.reconcile_after_seconds
+        return int(self.visibility_timeout + self.restore_sweep_seconds + self.longest_countdown
+                   + self.task_time_limit)
+
+    @property
+    def reconcile_interval(self) -> float:
+        """How often a worker offers to sweep the journal (one of them does, under a Redis lock)."""
+        if self.reconcile_interval_seconds is not None:
+            return self.reconcile_interval_seconds
+        return float(max(1, min(60, self.reconcile_after // 10)))
 
     @property
     def restore_sweep_seconds(self) -> int:

@@ -1,4 +1,5 @@
-"""Redis-backed stores: deduplication, conversation memory, per-ticket order, deliveries, dead letters.
+"""Redis-backed stores: deduplication, conversation memory, per-ticket order, deliveries, dead letters,
+and the journal of published messages (`worker.journal`), settled in the same steps that record a final state.
 
 Each step the pipeline takes is one Redis round trip (a Lua script or a pipeline), so a worker does a
 handful of round trips per event however long the conversation. Everything here works on fakeredis
@@ -17,34 +18,46 @@ from typing import Any, Literal
 
 import redis
 
+from worker.journal import INDEX, Journal, Kind, entry_key, event_key
 from worker.models import Message
 
 PREFIX = "aw:"
 Claim = Literal["new", "done", "busy", "wait"]
 DeliveryClaim = Literal["go", "delivered", "busy"]
 
-# KEYS: done (or ''), lock. ARGV: token, done ttl (0: do not mark).
+# KEYS: done (or ''), lock, journal index, journal entry. ARGV: token, done ttl (0: do not mark).
+# Marking done settles the journal entry in the same step.
 _FINISH = """
-if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], '1', 'EX', ARGV[2]) end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], '1', 'EX', ARGV[2])
+  redis.call('ZREM', KEYS[3], KEYS[4])
+  redis.call('DEL', KEYS[4])
+end
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return 1
 """
 
 # Take an event in one round trip: deduplicate, lock, wait for order, remember, return the conversation.
-# KEYS: done, lock, messages hash, order zset, pending zset, pending-since zset.
+# KEYS: done, lock, messages hash, order zset, pending zset, pending-since zset, journal index, journal entry.
 # ARGV: token, lock ms, done ttl (> 0: mark done now, nothing left to do after remembering), max kept,
 #       memory ttl, stale-before, wait-before ('' = no check), the event's message id, n,
-#       then n x (id, score, json).
+#       due-at (when a retry after 'busy' or 'wait' will have run), then n x (id, score, json).
 # Returns {'done'} | {'busy'} | {'wait', count} | {'new', json...} (the whole conversation, in time order).
+# A duplicate, or an event marked done here, settles its journal entry; 'busy' and 'wait' push it back.
 _TAKE = """
 local token, lock_ms, done_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local max, ttl, n = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[9])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('ZREM', KEYS[5], ARGV[8])
   redis.call('ZREM', KEYS[6], ARGV[8])
+  redis.call('ZREM', KEYS[7], KEYS[8])
+  redis.call('DEL', KEYS[8])
   return {'done'}
 end
-if not redis.call('SET', KEYS[2], token, 'NX', 'PX', lock_ms) then return {'busy'} end
+if not redis.call('SET', KEYS[2], token, 'NX', 'PX', lock_ms) then
+  redis.call('ZADD', KEYS[7], 'XX', ARGV[10], KEYS[8])
+  return {'busy'}
+end
 local stale = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', ARGV[6])
 if #stale > 0 then
   redis.call('ZREM', KEYS[5], unpack(stale))
@@ -54,13 +67,14 @@ if ARGV[7] ~= '' then
   local waiting = redis.call('ZCOUNT', KEYS[5], '-inf', '(' .. ARGV[7])
   if waiting > 0 then
     redis.call('DEL', KEYS[2])
+    redis.call('ZADD', KEYS[7], 'XX', ARGV[10], KEYS[8])
     return {'wait', tostring(waiting)}
   end
 end
 for i = 0, n - 1 do
-  local id = ARGV[10 + i * 3]
-  redis.call('HSET', KEYS[3], id, ARGV[12 + i * 3])
-  redis.call('ZADD', KEYS[4], ARGV[11 + i * 3], id)
+  local id = ARGV[11 + i * 3]
+  redis.call('HSET', KEYS[3], id, ARGV[13 + i * 3])
+  redis.call('ZADD', KEYS[4], ARGV[12 + i * 3], id)
   redis.call('ZREM', KEYS[5], id)
   redis.call('ZREM', KEYS[6], id)
 end
@@ -75,6 +89,8 @@ redis.call('EXPIRE', KEYS[4], ttl)
 if done_ttl > 0 then
   redis.call('SET', KEYS[1], '1', 'EX', done_ttl)
   redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[7], KEYS[8])
+  redis.call('DEL', KEYS[8])
   return {'new'}
 end
 local out = {'new'}
@@ -87,9 +103,13 @@ end
 return out
 """
 
-# KEYS: delivered, delivering. ARGV: token, lock ms.
+# KEYS: delivered, delivering, journal index, journal entry. ARGV: token, lock ms.
 _BEGIN_DELIVERY = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'delivered' end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('ZREM', KEYS[3], KEYS[4])
+  redis.call('DEL', KEYS[4])
+  return 'delivered'
+end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 'go' end
 return 'busy'
 """
@@ -128,9 +148,10 @@ class Stores:
 
     def __init__(self, client: redis.Redis, *, memory_messages: int = 50, memory_ttl: int = 14 * 86400,
                  dedup_ttl: int = 7 * 86400, lock_seconds: int = 120, pending_stale: int = 600,
-                 delivered_ttl: int = 30 * 86400, payload_max: int = 64 * 1024,
+                 delivered_ttl: int = 30 * 86400, payload_max: int = 64 * 1024, journal_ttl: int = 7 * 86400,
                  clock: Callable[[], float] = time.time) -> None:
         self.redis = client
+        self.journal = Journal(client, ttl=journal_ttl, clock=clock)
         self.memory_messages = memory_messages
         self.memory_ttl = memory_ttl
         self.dedup_ttl = dedup_ttl
@@ -146,24 +167,27 @@ class Stores:
     # -- taking an event: deduplication, per-ticket order and conversation memory in one step --------------
     def take_event(self, source: str, event_id: str, ticket_id: str, messages: Sequence[Message], token: str,
                    *, wait_before: float | None = None, finish: bool = False,
-                   default_time: float | None = None) -> Taken:
+                   default_time: float | None = None, retry_in: float = 0.0) -> Taken:
         """Deduplicate by (source, event_id) and remember the event's messages, in one round trip.
 
         'done': handled before (its pending entry is dropped). 'busy': another worker holds it. 'wait':
         with `wait_before`, a message of the ticket created before that time is still queued; nothing was
         remembered. 'new': remembered, the lock held until `finish_event`, and the ticket's conversation
         returned; with `finish=True` (nothing else to do for this event) marked done at once instead.
-        The last message is the event's own.
+        The last message is the event's own. 'done', and 'new' with `finish`, settle the event's journal
+        entry; 'busy' and 'wait' make it due only `retry_in` seconds from now, when the retry will have run.
         """
-        fallback = self.clock() if default_time is None else default_time
+        now = self.clock()
+        fallback = now if default_time is None else default_time
         args: list[Any] = [token, self.lock_ms, self.dedup_ttl if finish else 0, self.memory_messages,
-                           self.memory_ttl, self.clock() - self.pending_stale,
+                           self.memory_ttl, now - self.pending_stale,
                            "" if wait_before is None else repr(wait_before),
-                           messages[-1].id if messages else "", len(messages)]
+                           messages[-1].id if messages else "", len(messages), repr(now + retry_in)]
         for m in messages:
             args += [m.id, repr(timestamp(m.created_at, fallback)), m.model_dump_json()]
         keys = [_k("done", source, event_id), _k("lock", source, event_id), _k("conv", ticket_id),
-                _k("order", ticket_id), _k("pending", ticket_id), _k("pending-since", ticket_id)]
+                _k("order", ticket_id), _k("pending", ticket_id), _k("pending-since", ticket_id),
+                INDEX, entry_key("event", event_key(source, event_id))]
         result = self._take(keys=keys, args=args)
         status = _text(result[0])
         if status == "wait":
@@ -171,21 +195,31 @@ class Stores:
         return Taken(status, [Message.model_validate_json(raw) for raw in result[1:]])  # type: ignore[arg-type]
 
     def finish_event(self, source: str, event_id: str, token: str, *, done: bool = True) -> None:
-        """Mark the event handled (after its effects are enqueued) and release its lock."""
-        self._finish(keys=[_k("done", source, event_id), _k("lock", source, event_id)],
+        """Mark the event handled (after its effects are enqueued), settle its journal entry, release its lock."""
+        self._finish(keys=[_k("done", source, event_id), _k("lock", source, event_id), INDEX,
+                           entry_key("event", event_key(source, event_id))],
                      args=[token, self.dedup_ttl if done else 0])
 
     # -- per-ticket order ------------------------------------------------------------------------------------
     def add_pending(self, items: Iterable[tuple[str, str, float]]) -> None:
         """Record queued messages (ticket id, message id, created_at) before they are enqueued."""
+        self.accept(items, ())
+
+    def accept(self, pending: Iterable[tuple[str, str, float]],
+               journal: Iterable[tuple[Kind, str, list[Any]]]) -> None:
+        """Before publishing, in one round trip: record the messages as pending for their tickets (ticket
+        id, message id, created_at), and journal what will be published ((kind, key, task args))."""
         now = self.clock()
         pipe = self.redis.pipeline(transaction=False)
-        for ticket_id, message_id, created in items:
+        for ticket_id, message_id, created in pending:
             pipe.zadd(_k("pending", ticket_id), {message_id: created})
             pipe.zadd(_k("pending-since", ticket_id), {message_id: now})
             pipe.expire(_k("pending", ticket_id), self.pending_stale * 2)
             pipe.expire(_k("pending-since", ticket_id), self.pending_stale * 2)
-        pipe.execute()
+        for kind, key, args in journal:
+            self.journal.write(pipe, kind, key, args)
+        if len(pipe):
+            pipe.execute()
 
     def pending(self, ticket_id: str) -> list[str]:
         return [_text(m) for m in self.redis.zrange(_k("pending", ticket_id), 0, -1)]
@@ -201,20 +235,28 @@ class Stores:
 
     # -- deliveries: exactly once through their ids ----------------------------------------------------
     def begin_delivery(self, delivery_id: str, token: str) -> DeliveryClaim:
-        result = self._begin_delivery(keys=[_k("delivered", delivery_id), _k("delivering", delivery_id)],
+        """'go' (locked for the caller), 'busy' (another worker is sending it) or 'delivered' (settled)."""
+        result = self._begin_delivery(keys=[_k("delivered", delivery_id), _k("delivering", delivery_id),
+                                            INDEX, entry_key("delivery", delivery_id)],
                                       args=[token, self.lock_ms])
         return _text(result)  # type: ignore[return-value]
 
     def finish_delivery(self, delivery_id: str, token: str, *, delivered: bool) -> None:
-        self._finish(keys=[_k("delivered", delivery_id), _k("delivering", delivery_id)],
+        """Release the lock; once delivered, record it and settle its journal entry in the same step."""
+        self._finish(keys=[_k("delivered", delivery_id), _k("delivering", delivery_id), INDEX,
+                           entry_key("delivery", delivery_id)],
                      args=[token, self.delivered_ttl if delivered else 0])
 
     def was_delivered(self, delivery_id: str) -> bool:
         return bool(self.redis.exists(_k("delivered", delivery_id)))
 
     # -- dead letters ---------------------------------------------------------------------------------------
-    def add_dead_letter(self, kind: str, reason: str, payload: Any, **details: Any) -> str:
-        """Keep what could not be handled, with why; a raw payload is truncated to payload_max."""
+    def add_dead_letter(self, kind: str, reason: str, payload: Any, *,
+                        settles: tuple[Kind, str] | None = None, **details: Any) -> str:
+        """Keep what could not be handled, with why; a raw payload is truncated to payload_max.
+
+        `settles`: the journal entry (kind, key) this final state settles, in the same transaction.
+        """
         now = self.clock()
         letter_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + "-" + secrets.token_hex(4)
         if isinstance(payload, bytes):
@@ -226,6 +268,8 @@ class Stores:
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(_k("dead", letter_id), json.dumps(letter.to_dict(), default=str))
         pipe.zadd(_k("dead-letters"), {letter_id: now})
+        if settles is not None:
+            self.journal.settle(*settles, pipe=pipe)
         pipe.execute()
         return letter_id
 

@@ -2,9 +2,10 @@
 processes started and killed at will, and a verifying receiver whose answer the test switches.
 
 Nothing here sleeps to synchronise: every wait is on a condition (the receiver's deliveries, the broker's
-queues, the dead-letter count) with a deadline. Each test prints one `fault-counts` line: events sent,
-deliveries expected, distinct deliveries received, repeated POSTs of an already-received webhook-id
-(which the receiver deduplicates), dead letters.
+queues, the journal, the dead-letter count) with a deadline. Each test prints one `fault-counts` line:
+events sent, deliveries expected, distinct deliveries received, repeated POSTs of an already-received
+webhook-id (which the receiver deduplicates), dead letters, deliveries lost, and how many messages the
+journal's reconciler published again because the broker had lost them.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ SECRET = "whsec_" + base64.b64encode(b"fault-test-secret-of-32-bytes-ok").decode
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 VISIBILITY_TIMEOUT = 6  # seconds before Redis hands a lost task to another worker
+# How long past due, after the queue was last seen empty, a journalled message must be for the reconciler to
+# publish it again: the smallest the settings accept with the visibility timeout above (its 3 s restore
+# sweep and the 5 s order wait) plus one.
+RECONCILE_AFTER = 15
+RESENT_LINE = "published again: lost between the queue and a worker"  # worker.reconcile's log line
 
 # Replies that the shipped policy annotates or escalates, each after the customer message it answers.
 EXCHANGES = [
@@ -101,26 +107,28 @@ class Cluster:
         return subprocess.run([venv_bin("apology-worker"), *args], env=python_env(**self.env), cwd=ROOT,
                               capture_output=True, text=True, timeout=120, check=False)
 
-    def settle_after_kill(self, expected: set[str], lost_at_most: int, timeout: float = 180.0) -> set[str]:
-        """Like `settle`, but a SIGKILL may lose up to `lost_at_most` messages in kombu's BRPOP-to-unacked
-        window (RELIABILITY.md, Limits): wait until the broker is idle with at most that many missing, and
-        return the missing delivery ids."""
-        def done() -> bool:
-            return len(expected - set(self.receiver.delivery_ids())) <= lost_at_most and self.idle()
-        wait_until(done, timeout=timeout, what=f"all but {lost_at_most} deliveries and an idle broker")
-        return expected - set(self.receiver.delivery_ids())
+    def resent(self) -> int:
+        """How many messages the workers' reconciler published again (it logs each at WARNING)."""
+        return sum(line.count(RESENT_LINE) for p in self.workers for line in p.history)
 
-    def settle(self, expected: set[str], timeout: float = 180.0) -> None:
-        """Wait until every expected delivery arrived and the broker has nothing left, not even a retry."""
+    def settle(self, expected: set[str], timeout: float = 180.0,
+               alive: Proc | None = None) -> None:
+        """Wait until every expected delivery arrived, the broker has nothing left, not even a retry, and
+        every journal entry is settled; with `alive`, fail at once if that worker process exits."""
+        def done() -> bool:
+            if alive is not None and alive.popen.poll() is not None:
+                raise AssertionError(f"the worker exited ({alive.popen.returncode}):\n{alive.output()}")
+            return (expected <= set(self.receiver.delivery_ids()) and self.idle()
+                    and self.stores.journal.size() == 0)
         try:
-            self.receiver.wait_for(lambda r: expected <= {d.id for d in r.deliveries}, timeout=timeout)
-            wait_until(self.idle, timeout=timeout, what="broker idle")
+            wait_until(done, timeout=timeout, what="every delivery, an idle broker, a settled journal")
         except TimeoutError as exc:
-            queued = (self.stores.redis.llen("apology"), self.stores.redis.hlen("unacked"))
+            queued = (self.stores.redis.llen("apology"), self.stores.redis.hlen("unacked"),
+                      self.stores.journal.size())
             missing = sorted(expected - set(self.receiver.delivery_ids()))
             recorded = [self.stores.was_delivered(m) for m in missing]
             tails = "\n".join(f"--- worker {i}:\n{p.output()}" for i, p in enumerate(self.workers))
-            raise TimeoutError(f"{exc}; queued/unacked: {queued}; missing {missing[:5]} (recorded as "
+            raise TimeoutError(f"{exc}; queued/unacked/journal: {queued}; missing {missing[:5]} (recorded as "
                                f"delivered: {recorded[:5]}); dead letters: {self.stores.dead_letter_count()}"
                                f"\n{tails}") from None
 
@@ -137,6 +145,8 @@ def cluster_factory(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
                    "APOLOGY_WEBHOOK_SECRET": secret, "APOLOGY_ALLOW_PRIVATE_TARGETS": "true",
                    "APOLOGY_LOG_FORMAT": "json", "APOLOGY_LOG_LEVEL": "WARNING",
                    "APOLOGY_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_TIMEOUT),
+                   "APOLOGY_RECONCILE_AFTER_SECONDS": str(RECONCILE_AFTER),
+                   "APOLOGY_RECONCILE_INTERVAL_SECONDS": "1",
                    "APOLOGY_EVENT_LOCK_SECONDS": "5", "APOLOGY_TASK_EVENTS": "false",
                    "APOLOGY_DELIVERY_BACKOFF_SECONDS": "0.2", "APOLOGY_DELIVERY_BACKOFF_MAX_SECONDS": "1",
                    **extra}
@@ -188,10 +198,13 @@ class Counts:
     duplicates: int  # 2xx POSTs repeating a webhook id already received
     dead_letters: int
     per_message: int  # the most distinct webhook ids any (ticket, message, policy version) received
+    lost: int  # expected deliveries that never arrived
+    resent: int  # messages the reconciler published again
 
     def report(self, name: str) -> str:
         line = (f"fault-counts {name}: sent={self.sent} expected={self.expected} delivered={self.delivered} "
-                f"duplicates={self.duplicates} dead_letters={self.dead_letters}")
+                f"duplicates={self.duplicates} dead_letters={self.dead_letters} lost={self.lost} "
+                f"resent={self.resent}")
         print("\n" + line)
         return line
 
@@ -204,17 +217,15 @@ def counts(cluster: Cluster, sent: int, expected: set[str]) -> Counts:
         key = (d.data["ticket_id"], d.data["message_id"], d.data["policy"]["version"])
         per_message.setdefault(key, set()).add(d.id)
     return Counts(sent, len(expected), len(ids), sum(n - 1 for n in ids.values()),
-                  cluster.stores.dead_letter_count(), max((len(v) for v in per_message.values()), default=0))
+                  cluster.stores.dead_letter_count(), max((len(v) for v in per_message.values()), default=0),
+                  len(expected - set(ids)), cluster.resent())
 
 
-def assert_exactly_once(c: Counts, cluster: Cluster, expected: set[str], lost: set[str] | None = None) -> None:
-    """Every expected delivery arrived, nothing else did, one webhook id per message and policy version.
-
-    `lost`: deliveries a SIGKILL may drop in kombu's BRPOP window (RELIABILITY.md, Limits); each must never
-    have been applied, and nothing else may be missing.
-    """
-    lost = lost or set()
-    assert all(not cluster.stores.was_delivered(m) for m in lost)
-    assert {d.id for d in cluster.receiver.deliveries} == expected - lost
+def assert_exactly_once(c: Counts, cluster: Cluster, expected: set[str]) -> None:
+    """Every expected delivery arrived, nothing else did, one webhook id per message and policy version,
+    and nothing is left in the journal."""
+    assert c.lost == 0
+    assert {d.id for d in cluster.receiver.deliveries} == expected
     assert c.per_message == 1
     assert cluster.receiver.rejected == []  # every signature verified
+    assert cluster.stores.journal.size() == 0

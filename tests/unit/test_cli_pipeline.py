@@ -65,3 +65,40 @@ def test_dead_letters_list_show_replay(broker: tuple[Stores, list[Any], list[Any
     assert main(["dead-letters", "replay", "--all"]) == 0
     assert events == ["{nope"]
     assert stores.dead_letter_count() == 0
+
+
+def test_enqueue_and_replay_journal_what_they_send(broker: tuple[Stores, list[Any], list[Any]]) -> None:
+    stores, events, _ = broker
+    assert main(["enqueue", str(EXAMPLES)]) == 0
+    assert stores.journal.size() == len(events)
+    for event in events:
+        stores.journal.settle("event", f"{event['source']}:{event['event_id']}")
+    letter = stores.add_dead_letter("delivery", "gave up", {"delivery_id": "d9"})
+    assert main(["dead-letters", "replay", letter]) == 0
+    assert [e.key for e in stores.journal.due(stores.clock() + 1, 10)] == ["d9"]
+
+
+def test_reconcile_dry_run_lists_what_it_would_send_again(broker: tuple[Stores, list[Any], list[Any]],
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from worker import reconcile
+
+    stores, _, _ = broker
+    stores.journal.record([("event", "zendesk:zd-1-2", [{"event_id": "zd-1-2"}])])
+    stores.journal.note_drained(stores.clock() + 10)
+    published: list[Any] = []
+
+    def sweeper(cfg: Any) -> Any:
+        def run(dry_run: bool = False) -> reconcile.Sweep:
+            return reconcile.sweep(stores, queues_empty=lambda: True, publish=lambda k, a: published.append(a),
+                                   safe_age=0, max_sends=5, dry_run=dry_run, now=stores.clock() + 20)
+        return stores, run
+
+    monkeypatch.setattr(bootstrap, "sweeper", sweeper)
+    assert main(["reconcile", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would send again: 1" in out and "zendesk:zd-1-2" in out
+    assert published == [] and stores.journal.size() == 1
+    assert main(["reconcile"]) == 0
+    assert "sent again: 1" in capsys.readouterr().out
+    assert published == [[{"event_id": "zd-1-2"}]]

@@ -182,3 +182,28 @@ def test_deliveries_are_routed_under_the_rate(store: JobStore, tmp_path: Path, p
     assert sent and all(j["target"] == IMPLICIT_TARGET for j, _ in sent)
     assert [round(d, 6) for _, d in sent] == [round(i * 0.1, 6) for i in range(len(sent))]
     assert len({j["delivery_id"] for j, _ in sent}) == len(sent)
+
+
+def test_backfill_deliveries_are_journalled_due_at_their_slot_and_chunks_settled(
+        store: JobStore, tmp_path: Path, policy: Policy) -> None:
+    from worker.journal import Journal, chunk_key, entry_key
+    from worker.routing import build_router
+
+    history = write_history(tmp_path / "h.jsonl", tickets=10)
+    store.create("bf-j", files=[str(history)], policy=None, policy_version=policy.version, output=None,
+                 deliver=True, rate=60.0, chunk_replies=1000)
+    journal = Journal(store.redis, clock=lambda: 1000.0)
+    router = build_router("https://example.invalid/hook", "whsec_" + "a" * 32, None)
+    sent: list[tuple[dict[str, object], float]] = []
+    deps = ChunkDeps(store, lambda _: policy, lambda: router, lambda job, delay: sent.append((job, delay)),
+                     journal)
+    journal.record([("chunk", chunk_key("bf-j", 0), ["bf-j", 0])])  # what `backfill start` journals
+    produce("bf-j", store, policy, send=lambda j, i: process_chunk(j, i, deps))
+    assert sent
+    due = {k.decode(): score for k, score in store.redis.zrange("aw:journal", 0, -1, withscores=True)}
+    assert entry_key("chunk", chunk_key("bf-j", 0)) not in due  # done: settled
+    assert due == {entry_key("delivery", str(job["delivery_id"])): 1000.0 + delay for job, delay in sent}
+    # Run again (a re-sent chunk): a duplicate, and settled all the same.
+    journal.record([("chunk", chunk_key("bf-j", 0), ["bf-j", 0])])
+    assert process_chunk("bf-j", 0, deps) == "duplicate"
+    assert entry_key("chunk", chunk_key("bf-j", 0)) not in {k.decode() for k in store.redis.zrange("aw:journal", 0, -1)}

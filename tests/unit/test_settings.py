@@ -77,3 +77,25 @@ def test_an_explicit_visibility_timeout_also_shortens_the_restore_sweep() -> Non
     options = create_app(cfg).conf.broker_transport_options
     assert options["visibility_timeout"] == 6 and options["unacked_restore_interval"] == 3
     assert options["unacked_mutex_expire"] == 6
+
+
+def test_the_reconciler_waits_longer_than_a_message_can_legitimately_be_out_of_sight() -> None:
+    cfg = load_settings()
+    assert cfg.reconcile_after > (cfg.visibility_timeout + cfg.restore_sweep_seconds + cfg.longest_countdown
+                                  + cfg.task_time_limit - 1)
+    assert 1 <= cfg.reconcile_interval <= 60
+    quick = load_settings(visibility_timeout_seconds=6, delivery_backoff_max_seconds=1,
+                          reconcile_after_seconds=15)
+    assert (quick.reconcile_after, quick.reconcile_interval) == (15, 1.0)
+    with pytest.raises(ConfigError, match="APOLOGY_RECONCILE_AFTER_SECONDS must be longer than 14"):
+        load_settings(visibility_timeout_seconds=6, delivery_backoff_max_seconds=1, reconcile_after_seconds=14)
+    with pytest.raises(ConfigError, match="APOLOGY_JOURNAL_TTL_SECONDS"):
+        load_settings(journal_ttl_seconds=3600)
+
+
+def test_redis_brokers_get_the_fixed_transport_and_others_keep_kombus() -> None:
+    from worker.app import create_app
+    from worker.broker import TRANSPORT
+
+    assert create_app(load_settings()).conf.broker_transport == TRANSPORT
+    assert create_app(load_settings(broker_url="sentinel://h:26379")).conf.broker_transport is None

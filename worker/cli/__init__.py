@@ -11,6 +11,7 @@ from worker.cli import (
     dead_letters_cmd,
     enqueue_cmd,
     policy_cmd,
+    reconcile_cmd,
     report_cmd,
     review_cmd,
     schema_cmd,
@@ -18,7 +19,8 @@ from worker.cli import (
 )
 from worker.errors import ApologyWorkerError
 
-COMMANDS = [review_cmd, policy_cmd, schema_cmd, report_cmd, enqueue_cmd, dead_letters_cmd, backfill_cmd, serve_cmd]
+COMMANDS = [review_cmd, policy_cmd, schema_cmd, report_cmd, enqueue_cmd, dead_letters_cmd, backfill_cmd, serve_cmd,
+            reconcile_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from worker.engine import Policy, load_policy
 from worker.exports import read_export
 from worker.history import HistoryLine
 from worker.jobs import Job, JobStore
+from worker.journal import Journal, chunk_key
 
 MAX_PENDING = 64  # chunks stored and queued but not done: bounds Redis memory and the queue
 DELIVERY_HORIZON = 300.0  # seconds of rate-limited deliveries scheduled ahead, at most
@@ -104,11 +106,16 @@ def _store() -> JobStore:
     return JobStore(redis.Redis.from_url(bootstrap.settings().redis_url))
 
 
-def _send_chunk(job: str, index: int) -> None:
-    from worker.app import app
-    from worker.backfill_tasks import BACKFILL_CHUNK
+@cache
+def _journal() -> Journal:
+    cfg = bootstrap.settings()
+    return Journal(redis.Redis.from_url(cfg.redis_url), ttl=cfg.journal_ttl_seconds)
 
-    app.send_task(BACKFILL_CHUNK, args=[job, index])
+
+def _send_chunk(job: str, index: int) -> None:
+    """Journal the chunk task (worker.journal), then publish it."""
+    _journal().record([("chunk", chunk_key(job, index), [job, index])])
+    bootstrap.publish("chunk", [job, index])
 
 
 # -- commands ---------------------------------------------------------------------------------------------

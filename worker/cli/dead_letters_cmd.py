@@ -14,7 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker import bootstrap
-from worker.stores import DeadLetter
+from worker.errors import EventError
+from worker.journal import chunk_key, event_key
+from worker.pipeline import parse_event
+from worker.stores import DeadLetter, Stores
 
 
 def register(sub: Any) -> None:
@@ -59,14 +62,27 @@ def run(args: argparse.Namespace) -> int:
             return 0
         letters = [one]
     for letter in letters:
-        _replay(letter)
+        _replay(letter, stores)
         stores.remove_dead_letter(letter.id)
         print(f"replayed {letter.id} ({letter.kind})")
     return 0
 
 
-def _replay(letter: DeadLetter) -> None:
+def _replay(letter: DeadLetter, stores: Stores) -> None:
+    """Send it through the workers again, journalled like any other message (worker.journal)."""
     if letter.kind == "delivery":
+        stores.journal.record([("delivery", str(letter.payload["delivery_id"]), [letter.payload])])
         bootstrap.send_delivery(letter.payload)
-    else:
+        return
+    if letter.kind == "chunk":  # a backfill chunk the reconciler gave up on: [job id, index]
+        job, index = letter.payload
+        stores.journal.record([("chunk", chunk_key(str(job), int(index)), [job, index])])
+        bootstrap.publish("chunk", [job, index])
+        return
+    try:
+        event = parse_event(letter.payload)
+    except EventError:  # not canonical: it will be rejected again, with the reason
         bootstrap.send_event(letter.payload)
+        return
+    stores.journal.record([("event", event_key(event.source, event.event_id), [letter.payload])])
+    bootstrap.send_event(letter.payload)

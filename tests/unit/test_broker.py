@@ -1,0 +1,61 @@
+"""The broker transport fix (worker.broker) against a real redis-server that goes away mid-BRPOP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import kombu
+import pytest
+import redis
+
+from tests.support.processes import RedisServer
+from worker.broker import TRANSPORT, queue_keys
+
+
+@contextmanager
+def consuming(server: RedisServer, transport: str | None) -> Iterator[Any]:
+    """A channel consuming a queue, with its BRPOP sent and not yet answered."""
+    conn = kombu.Connection(server.url, transport=transport)
+    try:
+        channel = conn.default_channel
+        kombu.Queue("q", kombu.Exchange("q", type="direct"), routing_key="q")(channel).declare()
+        channel.basic_consume("q", False, lambda message: None, "tag")
+        channel.connection.cycle.on_poll_start()
+        assert channel._in_poll
+        yield channel
+    finally:
+        conn.release()
+
+
+def test_kombus_own_channel_is_left_open_when_redis_drops_its_brpop(redis_srv: RedisServer) -> None:
+    """The kombu behaviour worker.broker exists for; when this test fails, kombu fixed it (drop the fix)."""
+    with consuming(redis_srv, None) as channel:
+        redis_srv.proc.stop()
+        with pytest.raises(redis.ConnectionError):
+            channel.close()
+        assert not channel.closed
+        redis_srv.restart()
+
+
+def test_our_channel_finishes_closing_when_redis_drops_its_brpop(redis_srv: RedisServer) -> None:
+    with consuming(redis_srv, TRANSPORT) as channel:
+        redis_srv.proc.stop()
+        # Restoring its unacknowledged messages needs Redis; they stay in `unacked` meanwhile.
+        with suppress(redis.ConnectionError):
+            channel.close()
+        assert channel.closed
+        assert not channel._in_poll
+        redis_srv.restart()
+
+
+def test_queue_keys_are_the_lists_kombu_writes(redis_srv: RedisServer) -> None:
+    with kombu.Connection(redis_srv.url, transport=TRANSPORT) as conn:
+        producer = conn.Producer(serializer="json")
+        for priority in (0, 3, 9):
+            producer.publish({"n": priority}, routing_key="apology", priority=priority,
+                             declare=[kombu.Queue("apology", kombu.Exchange("apology", type="direct"),
+                                                  routing_key="apology")])
+    client = redis.Redis.from_url(redis_srv.url)
+    assert sum(client.llen(k) for k in queue_keys()) == 3

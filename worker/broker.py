@@ -1,0 +1,51 @@
+"""kombu's Redis transport with one fix, so a worker outlives a Redis restart.
+
+When the broker connection drops, Celery closes it before reconnecting. kombu's Redis channel, when a
+BRPOP is outstanding, first reads that reply (kombu#1733: a message popped during a warm shutdown would
+otherwise be lost). On a connection Redis has just closed that read raises, `close()` stops half-way and
+leaves the channel open; Celery then closes the connection once more, after kombu has detached the
+transport, and the channel's second attempt to restore its unacknowledged messages fails with
+`AttributeError("'NoneType' object has no attribute 'hostname'")`, which Celery treats as unrecoverable: the
+worker process exits (kombu 5.7, redis-py 8). Here the failed read is dropped and the close finishes, so the
+consumer reconnects in the same process. A message that was in that lost reply is in neither the queue nor
+`unacked`; the journal (`worker.journal`) re-sends it.
+
+Selected by `worker.app` for `redis://` broker URLs only; other schemes keep kombu's own transport.
+"""
+
+from __future__ import annotations
+
+from queue import Empty
+
+from kombu.transport import redis as kombu_redis
+from redis import exceptions as redis_errors
+
+TRANSPORT = "worker.broker:Transport"
+QUEUE = "apology"  # every task goes here (Celery's task_default_queue)
+
+# What a read on a connection Redis closed can raise, through redis-py's parser.
+_LOST = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+
+class Channel(kombu_redis.Channel):
+    def close(self) -> None:
+        if self._in_poll:
+            try:
+                self._brpop_read()  # type: ignore[no-untyped-call]
+            except Empty:
+                pass
+            except _LOST:
+                # The reply (and any message in it) went with the connection; `_brpop_read` has cleared
+                # `_in_poll` and disconnected, so the rest of the close no longer reads from it.
+                pass
+        super().close()  # type: ignore[no-untyped-call]
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
+
+
+def queue_keys(queue: str = QUEUE) -> list[str]:
+    """The Redis lists kombu keeps a queue in: one per priority step (all ours go to the first)."""
+    sep = kombu_redis.Channel.sep
+    return [queue if not step else f"{queue}{sep}{step}" for step in kombu_redis.PRIORITY_STEPS]
