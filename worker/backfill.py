@@ -110,6 +110,9 @@ class Chunk:
 
     @classmethod
     def decode(cls, raw: bytes) -> Chunk:
+        if not raw.startswith(b'{"index":'):
+            raise BackfillError("a chunk stored by an earlier version of apology-worker (compressed): cancel "
+                                "the job and start it again with this version")
         head, _, body = raw.partition(b"\n")
         h = json.loads(head)
         tickets = body.split(b"\n") if h["at"] else []
@@ -245,7 +248,7 @@ def judge_chunk(chunk: Chunk, policy: Policy, *, keep: bool = False) -> ChunkRes
             if history is not None:
                 histories.append(history)
         parsed = clock()
-        judged: list[tuple[Ticket, Verdict]] = []
+        batch: list[Verdict] = []
         for history in histories:
             result.replies += count_replies(history, policy)
             try:
@@ -254,13 +257,13 @@ def judge_chunk(chunk: Chunk, policy: Policy, *, keep: bool = False) -> ChunkRes
                 result.failures.append(BadLine(f"chunk {chunk.index} ticket {history.ticket.id}",
                                                f"engine error: {type(exc).__name__}: {exc}"))
                 continue
-            judged.extend((history.ticket, v) for v in verdicts)
+            batch += verdicts
+            if keep:
+                result.judged.extend((history.ticket, v) for v in verdicts)
         del histories
         engine = clock()
-        result.lines.extend(_VERDICT_JSON.to_json(v) for _, v in judged)
-        if keep:
-            result.judged.extend(judged)
-        del judged
+        result.lines.extend(map(_VERDICT_JSON.to_json, batch))
+        del batch
         done = clock()
         cpu["parse"] += parsed - started
         cpu["engine"] += engine - parsed

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,6 +117,8 @@ def test_chunk_payload_round_trips_as_json_lines(tmp_path: Path, policy: Policy)
     assert lines == history.read_bytes().splitlines() + other.read_bytes().splitlines()
     with pytest.raises(BackfillError, match="damaged"):
         Chunk.decode(raw.rsplit(b"\n", 1)[0])
+    with pytest.raises(BackfillError, match="earlier version"):
+        Chunk.decode(zlib.compress(b'{"index": 0, "tickets": []}'))
 
 
 def test_judge_chunk_gives_the_same_verdicts_as_review(tmp_path: Path, policy: Policy) -> None:
