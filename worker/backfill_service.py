@@ -7,6 +7,7 @@ same shard (or re-sends deliveries whose stable ids the delivery task skips): no
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,31 +43,41 @@ def process_chunk(job_id: str, index: int, deps: ChunkDeps) -> ChunkStatus:
 
 
 def _process(job_id: str, index: int, deps: ChunkDeps) -> ChunkStatus:
+    clock = time.process_time
+    started = clock()
     store = deps.store
-    job = store.get(job_id)
+    job, done, raw = store.claim(job_id, index)
     if job is None:
         return "missing"
     if job.state == "cancelled":
         return "cancelled"
-    if store.is_done(job_id, index):
-        return "duplicate"
-    raw = store.chunk_payload(job_id, index)
-    if raw is None:  # done meanwhile by another worker (its input is dropped when done)
+    if done or raw is None:  # done, maybe meanwhile by another worker (its input is dropped when done)
         return "duplicate"
     chunk = Chunk.decode(raw)
-    policy = deps.policy(job.policy)
+    decoded = clock()
+    policy = deps.policy(job.policy)  # loaded by the first chunk a process runs, then cached
     if policy.version != job.policy_version:
         raise BackfillError(f"job {job_id} was started under policy {job.policy_version} but this worker "
                             f"loads {policy.version} from {job.policy or 'the default preset'}: give every "
                             "worker the same policy file")
-    result = judge_chunk(chunk, policy)
+    loaded = clock()
+    result = judge_chunk(chunk, policy, keep=job.deliver)
+    result.cpu["read"] += decoded - started
+    result.cpu["policy"] += loaded - decoded
     if job.deliver:
+        started = clock()
         _deliver(job_id, job.rate, result, deps)
+        result.cpu["write"] += clock() - started
     elif job.output is not None:
-        write_shard(job.output, index, result.lines())
-    store.finish_chunk(job_id, index, chunk.replies, result.verdicts, result.failures)
-    log.info("backfill chunk done", job=job_id, chunk=index, replies=chunk.replies, verdicts=result.verdicts,
-             failed=len(result.failures))
+        started = clock()
+        write_shard(job.output, index, result.lines)
+        result.cpu["write"] += clock() - started
+    store.finish_chunk(job_id, index, result.replies, result.verdicts, result.failures, estimated=chunk.replies,
+                       unreadable=result.unreadable, cpu=result.cpu)
+    log.info("backfill chunk done", job=job_id, chunk=index, replies=result.replies, verdicts=result.verdicts,
+             failed=len(result.failures), unreadable=len(result.unreadable),
+             cpu_engine_s=round(result.cpu["engine"], 3),
+             cpu_other_s=round(sum(result.cpu.values()) - result.cpu["engine"], 3))
     return "done"
 
 

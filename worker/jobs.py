@@ -1,17 +1,21 @@
 """Backfill job state in Redis: what the producer enqueued, which chunks are done, the counts, bad lines.
 
-Keys (all under `aw:bf:<job>`): the job hash (settings and counters), `:chunk:<i>` (a chunk's compressed
-input until it is done), `:done` (set of done chunk indexes), `:bad` (location -> reason of unreadable
+Keys (all under `aw:bf:<job>`): the job hash (settings and counters), `:chunk:<i>` (a chunk's input, JSON
+lines, until it is done), `:done` (set of done chunk indexes), `:bad` (location -> reason of unreadable
 lines and unjudged tickets, so re-reading the input after a resume records each once), `:slot` (the next
 free delivery time under --rate). Every counter moves in the same Lua call as the marker it belongs to,
 so a producer or chunk repeated after a crash never counts twice.
+
+`replies` is the producer's estimate for the chunks it enqueued (it does not parse canonical JSONL); each
+chunk, when done, replaces its estimate with the exact count, so once every chunk is done it is exact.
+The job hash also sums the CPU seconds of the chunk tasks by phase (`cpu:engine`, `cpu:parse`, ...).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,13 +50,24 @@ end
 return 1
 """
 
-# KEYS: job, done, chunk. ARGV: index, replies, verdicts, failed.
+# KEYS: job, done, chunk, bad. ARGV: index, replies, verdicts, failed, now, estimated replies, the number
+# of bad-line pairs, then location, reason pairs, then phase, CPU seconds pairs.
 _FINISH_CHUNK = """
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('DEL', KEYS[3])
 redis.call('HINCRBY', KEYS[1], 'replies_done', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'replies', tonumber(ARGV[2]) - tonumber(ARGV[6]))
 redis.call('HINCRBY', KEYS[1], 'verdicts', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'failed', ARGV[4])
+local i = 8
+for _ = 1, tonumber(ARGV[7]) do
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i < #ARGV do
+  redis.call('HINCRBYFLOAT', KEYS[1], 'cpu:' .. ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
 local total = redis.call('HGET', KEYS[1], 'chunks')
 if total and redis.call('HGET', KEYS[1], 'state') == 'enqueued'
    and redis.call('SCARD', KEYS[2]) >= tonumber(total) then
@@ -101,7 +116,7 @@ class Job:
     enqueued: int  # chunks stored and sent
     chunks: int | None  # total, once the input is read to the end
     done: int  # chunks done
-    replies: int  # replies in the chunks enqueued so far (all of them once `chunks` is known)
+    replies: int  # replies in the chunks enqueued so far: estimated until a chunk is done, then exact
     replies_done: int
     verdicts: int
     failed: int  # tickets the engine could not judge
@@ -109,6 +124,7 @@ class Job:
     position: str  # file:line of the last ticket enqueued
     created_at: float
     finished_at: float | None
+    cpu: dict[str, float]  # CPU seconds of the chunk tasks by phase (engine, parse, ...), summed over workers
 
     @property
     def reading_done(self) -> bool:
@@ -197,13 +213,31 @@ class JobStore:
     def is_done(self, job_id: str, index: int) -> bool:
         return bool(self.redis.sismember(_job(job_id) + ":done", str(index)))
 
+    def claim(self, job_id: str, index: int) -> tuple[Job | None, bool, bytes | None]:
+        """The job, whether the chunk is done, and its stored input, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        self._read(pipe, job_id)
+        pipe.sismember(_job(job_id) + ":done", str(index))
+        pipe.get(_chunk(job_id, index))
+        raw, done, bad, is_done, payload = pipe.execute()
+        return _parse_job(job_id, raw, done, bad), bool(is_done), payload
+
     def finish_chunk(self, job_id: str, index: int, replies: int, verdicts: int,
-                     failures: Iterable[BadLine] = ()) -> bool:
-        """Mark the chunk done and count its verdicts, once; drops its stored input."""
+                     failures: Iterable[BadLine] = (), *, estimated: int | None = None,
+                     unreadable: Iterable[BadLine] = (), cpu: Mapping[str, float] | None = None) -> bool:
+        """Mark the chunk done, once, in one call: count its replies (replacing the producer's `estimated`
+        count) and verdicts, record its unreadable lines and failed tickets and add up its CPU time by
+        phase; drops its stored input."""
         failures = list(failures)
-        self.add_bad_lines(job_id, failures)
-        return bool(self._finish_chunk(keys=[_job(job_id), _job(job_id) + ":done", _chunk(job_id, index)],
-                                       args=[index, replies, verdicts, len(failures), repr(self.clock())]))
+        bad = [*unreadable, *failures]
+        args: list[Any] = [index, replies, verdicts, len(failures), repr(self.clock()),
+                           replies if estimated is None else estimated, len(bad)]
+        for b in bad:
+            args += [b.location, b.reason]
+        for phase, seconds in (cpu or {}).items():
+            args += [phase, repr(seconds)]
+        return bool(self._finish_chunk(keys=[_job(job_id), _job(job_id) + ":done", _chunk(job_id, index),
+                                             _job(job_id) + ":bad"], args=args))
 
     def delivery_delay(self, job_id: str, per_minute: float) -> float:
         """Seconds to hold the next delivery so the job's deliveries, over all workers, keep the rate."""
@@ -218,24 +252,14 @@ class JobStore:
     # -- reading -----------------------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
         pipe = self.redis.pipeline(transaction=True)
+        self._read(pipe, job_id)
+        return _parse_job(job_id, *pipe.execute())
+
+    @staticmethod
+    def _read(pipe: Any, job_id: str) -> None:
         pipe.hgetall(_job(job_id))
         pipe.scard(_job(job_id) + ":done")
         pipe.hlen(_job(job_id) + ":bad")
-        raw, done, bad = pipe.execute()
-        if not raw or b"state" not in raw:
-            return None
-        h = {_text(k): _text(v) for k, v in raw.items()}
-        ints = {k: int(h.get(k, "0")) for k in _INTS}
-        return Job(
-            id=job_id, files=json.loads(h["files"]), policy=json.loads(h["policy"]),
-            policy_version=h["policy_version"], output=json.loads(h["output"]), deliver=h["deliver"] == "1",
-            rate=json.loads(h["rate"]), chunk_replies=ints["chunk_replies"], state=h["state"],  # type: ignore[arg-type]
-            enqueued=ints["enqueued"], chunks=int(h["chunks"]) if "chunks" in h else None, done=int(done),
-            replies=ints["replies"], replies_done=ints["replies_done"], verdicts=ints["verdicts"],
-            failed=ints["failed"], bad_lines=int(bad) - ints["failed"], position=h.get("position", ""),
-            created_at=float(h["created_at"]),
-            finished_at=float(h["finished_at"]) if "finished_at" in h else None,
-        )
 
     def bad_lines(self, job_id: str, limit: int = 20) -> list[BadLine]:
         out = []
@@ -247,6 +271,24 @@ class JobStore:
 
     def jobs(self, limit: int = 20) -> list[str]:
         return [_text(j) for j in self.redis.zrevrange(JOBS, 0, limit - 1)]
+
+
+def _parse_job(job_id: str, raw: dict[bytes, bytes], done: int, bad: int) -> Job | None:
+    if not raw or b"state" not in raw:
+        return None
+    h = {_text(k): _text(v) for k, v in raw.items()}
+    ints = {k: int(h.get(k, "0")) for k in _INTS}
+    return Job(
+        id=job_id, files=json.loads(h["files"]), policy=json.loads(h["policy"]),
+        policy_version=h["policy_version"], output=json.loads(h["output"]), deliver=h["deliver"] == "1",
+        rate=json.loads(h["rate"]), chunk_replies=ints["chunk_replies"], state=h["state"],  # type: ignore[arg-type]
+        enqueued=ints["enqueued"], chunks=int(h["chunks"]) if "chunks" in h else None, done=int(done),
+        replies=ints["replies"], replies_done=ints["replies_done"], verdicts=ints["verdicts"],
+        failed=ints["failed"], bad_lines=int(bad) - ints["failed"], position=h.get("position", ""),
+        created_at=float(h["created_at"]),
+        finished_at=float(h["finished_at"]) if "finished_at" in h else None,
+        cpu={k[4:]: float(v) for k, v in h.items() if k.startswith("cpu:")},
+    )
 
 
 def _job(job_id: str) -> str:

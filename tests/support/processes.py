@@ -139,9 +139,9 @@ def venv_bin(name: str) -> str:
 @contextmanager
 def celery_worker(env: dict[str, str], *, concurrency: int = 2, pool: str = "prefork",
                   extra: Sequence[str] = (), name: str = "worker1", cwd: str | Path | None = None,
-                  timeout: float = 60.0) -> Iterator[Proc]:
+                  timeout: float = 60.0, app: str = "worker.app") -> Iterator[Proc]:
     """A real `celery -A worker.app worker` subprocess, ready once it prints its "ready." line."""
-    args = [venv_bin("celery"), "-A", "worker.app", "worker", "--loglevel", "INFO", "--pool", pool,
+    args = [venv_bin("celery"), "-A", app, "worker", "--loglevel", "INFO", "--pool", pool,
             "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--without-gossip",
             "--without-mingle", *extra]
     proc = spawn(args, env=python_env(**env), cwd=cwd or Path(__file__).resolve().parents[2])

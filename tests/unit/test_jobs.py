@@ -80,6 +80,28 @@ def test_bad_lines_and_failures_keep_a_job_from_complete(store: JobStore) -> Non
     assert [b.location for b in store.bad_lines("bf-1")] == ["chunk 0 ticket T-1", "f:2"]
 
 
+def test_a_done_chunk_replaces_the_estimate_and_names_its_bad_lines_in_one_call(store: JobStore) -> None:
+    _create(store)
+    store.add_chunk("bf-1", 0, 12, b"c0", "f:3")  # the producer estimated 12 replies
+    store.add_chunk("bf-1", 1, 5, b"c1", "f:9")
+    assert store.get("bf-1").replies == 17  # type: ignore[union-attr]
+    job, done, payload = store.claim("bf-1", 0)
+    assert job is not None and job.enqueued == 2 and not done and payload == b"c0"
+    assert store.finish_chunk("bf-1", 0, 10, 9, [BadLine("chunk 0 ticket T-1", "engine error")], estimated=12,
+                              unreadable=[BadLine("f:2", "not valid JSON (x)")],
+                              cpu={"engine": 1.5, "parse": 0.25})
+    assert not store.finish_chunk("bf-1", 0, 10, 9, estimated=12, cpu={"engine": 1.5})  # once
+    store.finish_chunk("bf-1", 1, 5, 5, estimated=5, cpu={"engine": 0.5})
+    assert store.end_reading("bf-1", 2) == "done"
+    job = store.get("bf-1")
+    assert job is not None
+    assert (job.replies, job.replies_done, job.verdicts, job.failed, job.bad_lines) == (15, 15, 14, 1, 1)
+    assert job.cpu == {"engine": 2.0, "parse": 0.25} and not job.complete
+    assert [b.location for b in store.bad_lines("bf-1")] == ["chunk 0 ticket T-1", "f:2"]
+    assert store.claim("bf-1", 0) == (job, True, None)
+    assert store.claim("nope", 0) == (None, False, None)
+
+
 def test_cancel_and_resume(store: JobStore) -> None:
     _create(store)
     store.add_chunk("bf-1", 0, 10, b"c0", "f:3")

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,16 +35,15 @@ from rich.progress import (
 from rich.text import Text
 
 from worker import bootstrap
-from worker.backfill import CHUNK_REPLIES, BackfillError, BadLine, Chunk, chunks, job_id
+from worker.backfill import CHUNK_REPLIES, BackfillError, BadLine, Chunk, chunks, job_id, read_tickets
 from worker.engine import Policy, load_policy
-from worker.exports import read_export
-from worker.history import HistoryLine
 from worker.jobs import Job, JobStore
 from worker.journal import Journal, chunk_key
 
-MAX_PENDING = 64  # chunks stored and queued but not done: bounds Redis memory and the queue
+MAX_PENDING = 16  # chunks stored and queued but not done: bounds Redis memory and the queue
 DELIVERY_HORIZON = 300.0  # seconds of rate-limited deliveries scheduled ahead, at most
 BAD_BATCH = 200
+ROOM_POLL_MIN, ROOM_POLL_MAX = 0.05, 0.5  # seconds between looks at the job while --max-pending is reached
 
 
 def register(sub: Any) -> None:
@@ -63,7 +62,7 @@ def register(sub: Any) -> None:
     s.add_argument("--rate", type=_rate, default=None, metavar="N/min",
                    help="with --deliver: at most N deliveries a minute over all workers")
     s.add_argument("--chunk-replies", type=int, default=CHUNK_REPLIES, metavar="N",
-                   help=f"replies per chunk task (default {CHUNK_REPLIES})")
+                   help=f"replies per chunk task, about (default {CHUNK_REPLIES})")
     _wait_args(s)
     s.set_defaults(run=run_start)
 
@@ -242,7 +241,7 @@ def produce(jid: str, store: JobStore, policy: Policy, *, max_pending: int = MAX
     already = job.enqueued
     bad: list[BadLine] = []
     total = 0
-    for item in chunks(_read(job.files), policy, job.chunk_replies):
+    for item in chunks(read_tickets(job.files, policy), job.chunk_replies):
         if isinstance(item, BadLine):
             bad.append(item)
             if len(bad) >= BAD_BATCH:
@@ -261,14 +260,14 @@ def produce(jid: str, store: JobStore, policy: Policy, *, max_pending: int = MAX
     store.end_reading(jid, total)
 
 
-def _read(files: list[str]) -> Iterator[HistoryLine]:
-    for path in files:
-        yield from read_export(path)
-
-
 def _room_for(jid: str, store: JobStore, chunk: Chunk, max_pending: int) -> bool:
-    """Wait until the workers have caught up enough for one more chunk; False if the job is cancelled."""
+    """Wait until the workers have caught up enough for one more chunk; False if the job is cancelled.
+
+    The wait between looks doubles up to `ROOM_POLL_MAX`: a producer that is far ahead of the workers
+    (the usual case) costs their shared CPU a look or two a second, not twenty.
+    """
     pause = threading.Event()
+    wait = ROOM_POLL_MIN
     while True:
         job = store.get(jid)
         if job is None or job.state == "cancelled":
@@ -276,7 +275,8 @@ def _room_for(jid: str, store: JobStore, chunk: Chunk, max_pending: int) -> bool
         ahead = job.deliver and job.rate and store.delivery_backlog(jid) > DELIVERY_HORIZON
         if chunk.index - job.done < max_pending and not ahead:
             return True
-        pause.wait(0.05)
+        pause.wait(wait)
+        wait = min(wait * 2, ROOM_POLL_MAX)
 
 
 # -- progress -----------------------------------------------------------------------------------------------
@@ -335,7 +335,8 @@ def _print_status(job: Job, store: JobStore) -> None:
     print(f"  policy:   {job.policy or '(default)'} {job.policy_version}")
     print(f"  output:   {'deliveries' + (f' at {job.rate:g}/min' if job.rate else '') if job.deliver else job.output}")
     print(f"  chunks:   {job.done} done of {total_chunks} ({job.chunk_replies} replies each)")
-    print(f"  replies:  {job.replies_done:,} judged of {job.replies:,}; {job.verdicts:,} verdicts")
+    about = "" if job.state == "done" else " (estimated until every chunk is judged)"
+    print(f"  replies:  {job.replies_done:,} judged of {job.replies:,}{about}; {job.verdicts:,} verdicts")
     if job.position:
         print(f"  read to:  {job.position}")
     if job.failed:
