@@ -26,6 +26,7 @@ from worker.ratelimit import TokenBuckets
 from worker.routing import Router, build_router
 from worker.settings import Settings, load_settings
 from worker.stores import Stores
+from worker.tracing import NoTrace, RedisTrace, Trace
 
 HANDLE_EVENT = "apology.handle_event"
 DELIVER = "apology.deliver"
@@ -75,8 +76,10 @@ def deps(cfg: Settings, send_delivery: Callable[[dict[str, Any]], None],
     the_stores = stores(cfg, client)
     the_router = router(cfg)
     buckets = TokenBuckets(the_stores.redis, the_router.rates)
+    trace: Trace = RedisTrace(the_stores.redis) if cfg.trace_stages else NoTrace()
     return Deps(the_stores, load_policy(cfg.policy or os.environ.get("APOLOGY_POLICY")),
-                the_router, send_delivery, http_client, limits(cfg), throttle=buckets.take, egress=egress(cfg))
+                the_router, send_delivery, http_client, limits(cfg), throttle=buckets.take, egress=egress(cfg),
+                trace=trace)
 
 
 def egress(cfg: Settings) -> Egress:

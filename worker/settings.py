@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     # Redis hands an unacknowledged task (a killed worker's) to another worker after this long; unset, it
     # is derived from the longest countdown we schedule (see `visibility_timeout`).
     visibility_timeout_seconds: int | None = Field(default=None, ge=1)
+    # Stage timestamps per event in Redis (worker.tracing), for bench/pipeline.py's latency breakdown.
+    trace_stages: bool = False
 
     # The journal of published messages and its reconciler (worker.journal, worker.reconcile): what the
     # broker lost between the queue and a worker is published again once it is this many seconds overdue;
