@@ -241,7 +241,7 @@ def main() -> int:
             return broker_idle(client)
 
         def send_event(payload: object) -> None:
-            producer.send_task(bootstrap.HANDLE_EVENT, args=[payload])
+            bootstrap.send_event(payload, producer)
 
         concurrency = args.concurrency or max(1, (os.cpu_count() or 2) // args.workers)
         with ExitStack() as workers:
