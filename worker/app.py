@@ -48,10 +48,12 @@ def create_app(cfg: Settings) -> Celery:
         # the default ack (the docs warn this can loop on a poison message; our hard time limit and the
         # dead-letter store bound that).
         task_reject_on_worker_lost=True,
-        # Prefetch: tasks are short (milliseconds), and "if you have lots of short tasks, and
-        # throughput/round trip latency is important, this number should be large" (Optimizing). With
-        # acks_late each reserved message stays unacknowledged until done, so a lost worker's reserve is
-        # redelivered; 4 per process keeps the pipe full without hoarding work other workers could take.
+        # Prefetch: the Optimizing guide advises a large multiplier for "lots of short tasks" when
+        # throughput matters, but what a worker has reserved is handed to its processes in the order it was
+        # fetched, so a delivery (which the broker hands out before any event, see task_queues) still waits
+        # for every event the worker reserved before it. Measured with bench/pipeline.py's stage trace,
+        # that wait was 64-156 ms p50 with 4 per process and 11-18 ms with 1. One per process keeps one
+        # message ready for each process; with acks_late a lost worker's reserve is redelivered.
         worker_prefetch_multiplier=cfg.worker_prefetch_multiplier,
         worker_concurrency=cfg.worker_concurrency,
         # A stuck HTTP call or a pathological reply must not hold a pool process forever: the soft
