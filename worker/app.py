@@ -93,9 +93,12 @@ def create_app(cfg: Settings) -> Celery:
         # before they are cancelled and, with acks_late, their messages restored to the queue.
         worker_soft_shutdown_timeout=10.0,
         worker_enable_soft_shutdown_on_idle=True,
-        # Task events for Flower and `celery events`; sent events so queued tasks show up too.
+        # Task events for Flower and `celery events` (received, started, succeeded...). A "sent" event as
+        # well costs every publish a second Redis round trip, the gateway's for each event and the
+        # worker's for each delivery, inside the reply's latency; it only adds queued tasks to Flower's
+        # view (its queue lengths show them too), so it has its own switch, off by default.
         worker_send_task_events=cfg.task_events,
-        task_send_sent_event=cfg.task_events,
+        task_send_sent_event=cfg.task_events and cfg.task_sent_events,
         # Our logs are structlog JSON; Celery must not replace the root handler.
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,

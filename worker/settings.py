@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     task_soft_time_limit: int = Field(default=30, ge=1)
     task_time_limit: int = Field(default=60, ge=2)
     task_events: bool = True
+    task_sent_events: bool = False  # also a "task-sent" event per publish (see worker.app)
     # Redis hands an unacknowledged task (a killed worker's) to another worker after this long; unset, it
     # is derived from the longest countdown we schedule (see `visibility_timeout`).
     visibility_timeout_seconds: int | None = Field(default=None, ge=1)
