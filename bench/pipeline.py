@@ -195,6 +195,53 @@ def breakdown(samples: list[Sample]) -> list[str]:
     return lines
 
 
+def cpu_seconds() -> dict[str, float] | None:
+    """CPU seconds since boot used by the whole machine and by each part of this benchmark; Linux only.
+
+    The difference between two readings tells what each part costs and how much of the machine other work
+    took meanwhile, which the load average (a slow moving average) does not.
+    """
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+        out = {"machine": (user + nice + system + irq + softirq + steal) / tick}
+        procs: dict[int, tuple[int, str, float]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    head, _, rest = (entry / "stat").read_text().rpartition(")")
+                except OSError:
+                    continue
+                stat = rest.split()
+                procs[int(entry.name)] = (int(stat[1]), head.partition("(")[2],
+                                          (int(stat[11]) + int(stat[12])) / tick)
+    except (OSError, ValueError):
+        return None
+    me = os.getpid()
+    out["producer and receiver (this process)"] = procs.get(me, (0, "", 0.0))[2]
+    for pid, (ppid, name, used) in procs.items():
+        if ppid == me:
+            part = "Redis" if "redis" in name else "worker main process"
+            out[part] = out.get(part, 0.0) + used
+            for child_ppid, _, child_used in procs.values():
+                if child_ppid == pid:
+                    out["worker pool processes"] = out.get("worker pool processes", 0.0) + child_used
+    return out
+
+
+def cpu_share(before: dict[str, float] | None, after: dict[str, float] | None, seconds: float,
+              events: int) -> list[str]:
+    if before is None or after is None or seconds <= 0:
+        return []
+    used = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    ours = sum(v for k, v in used.items() if k != "machine")
+    parts = ", ".join(f"{k} {v / events * 1000:.1f}" for k, v in used.items() if k != "machine")
+    return [f"CPU per event sent: {ours / events * 1000:.1f} ms ({parts})",
+            f"CPUs busy meanwhile: {ours / seconds:.2f} with this benchmark, "
+            f"{max(0.0, used['machine'] - ours) / seconds:.2f} with other work on the machine"]
+
+
 def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -217,6 +264,10 @@ def main() -> int:
     parser.add_argument("--gap", type=float, nargs=2, default=(1.0, 5.0), metavar=("MIN", "MAX"),
                         help="seconds between consecutive messages of a ticket in helpdesk order")
     parser.add_argument("--latency-only", action="store_true", help="skip the two throughput phases")
+    parser.add_argument("--sent-events", choices=["on", "off"], default="off",
+                        help="APOLOGY_TASK_SENT_EVENTS: a task-sent event per publish, producer and worker")
+    parser.add_argument("--trace", choices=["on", "off"], default="on",
+                        help="APOLOGY_TRACE_STAGES (one Redis write per task); off: no stage breakdown")
     parser.add_argument("--dump", type=Path, help="write every latency-phase event's stamps here (JSON)")
     args = parser.parse_args()
 
@@ -226,11 +277,12 @@ def main() -> int:
                "APOLOGY_ALLOW_PRIVATE_TARGETS": "true",  # the receiver is on 127.0.0.1
                "APOLOGY_WEBHOOK_SECRET": SECRET, "APOLOGY_LOG_LEVEL": "WARNING", "APOLOGY_LOG_FORMAT": "json",
                "APOLOGY_TASK_EVENTS": str(args.task_events == "on").lower(),
-               "APOLOGY_TRACE_STAGES": "true"}
+               "APOLOGY_TASK_SENT_EVENTS": str(args.sent_events == "on").lower(),
+               "APOLOGY_TRACE_STAGES": str(args.trace == "on").lower()}
         if args.prefetch is not None:
             env["APOLOGY_WORKER_PREFETCH_MULTIPLIER"] = str(args.prefetch)
         cfg = load_settings(broker_url=server.url, webhook_url=receiver.url, webhook_secret=SECRET,
-                            task_events=args.task_events == "on")
+                            task_events=args.task_events == "on", task_sent_events=args.sent_events == "on")
         prefetch = args.prefetch if args.prefetch is not None else cfg.worker_prefetch_multiplier
         client = redis.Redis.from_url(server.url)
         stores = bootstrap.stores(cfg, client)
@@ -248,7 +300,7 @@ def main() -> int:
             for n in range(args.workers):
                 workers.enter_context(celery_worker(env, concurrency=concurrency, name=f"worker{n + 1}"))
             print(f"{args.workers} worker(s): prefork, concurrency {concurrency}, prefetch multiplier {prefetch}, "
-                  f"task events {args.task_events}; {os.cpu_count()} CPUs; {load()}")
+                  f"task events {args.task_events} (sent events {args.sent_events}); {os.cpu_count()} CPUs; {load()}")
             # Warm up the pool processes (imports, policy, connections) outside the measurements.
             warm = conversations(60, "warm")
             submit_events(interleaved(warm), stores, send_event)
@@ -287,7 +339,9 @@ def main() -> int:
 
             # 3. Latency at a fixed offered rate.
             count = int(args.rate * args.seconds)
-            lat_histories = conversations(count, "lat")
+            # In helpdesk order, tickets keep opening until the last event sent: with only just enough
+            # conversations, the last seconds would be the replies of tickets opened earlier and nothing else.
+            lat_histories = conversations(count * 2 if args.order == "helpdesk" else count, "lat")
             stream = (helpdesk_stream(lat_histories, args.rate, tuple(args.gap)) if args.order == "helpdesk"
                       else interleaved(lat_histories))[:count]
             in_stream = {(e.ticket.id, e.message.id) for e in stream}
@@ -298,7 +352,7 @@ def main() -> int:
                     if v.action in ("annotate", "escalate") and (h.ticket.id, v.message_id) in in_stream:
                         by_reply[(h.ticket.id, v.message_id)] = delivery_id(v, IMPLICIT_TARGET)
             before = len(receiver.deliveries)
-            load_before = load()
+            load_before, cpu_before, clock_before = load(), cpu_seconds(), time.perf_counter()
             sent_at: dict[str, float] = {}
             start = time.perf_counter()
             pause = threading.Event()
@@ -309,17 +363,20 @@ def main() -> int:
                     pause.wait(delay)
                 sent_at[event.event_id] = time.time()  # the receiver and the workers stamp with time.time() too
                 submit_events([event], stores, send_event)
+            span = max(sent_at.values()) - min(sent_at.values())
+            offered = (len(stream) - 1) / span if span > 0 else 0.0  # what the producer managed to send
             receiver.wait_for(lambda r: {d.id for d in r.deliveries[before:]} >= set(by_reply.values()),
                               timeout=120)
             wait_until(idle, timeout=120, interval=0.01)
             load_after = load()
+            cpu_used = cpu_share(cpu_before, cpu_seconds(), time.perf_counter() - clock_before, len(stream))
             arrived = {d.id: d.received_at for d in receiver.deliveries[before:]}
             stamps = tracing.read(client, [f"bench:{e.event_id}" for e in stream])
             samples = [Sample(e, sent_at[e.event_id], stamps.get(f"bench:{e.event_id}", {}),
                               arrived.get(by_reply.get((e.ticket.id, e.message.id), "")))
                        for e in stream]
 
-    latencies = sorted(s.stages()["TOTAL: enqueue -> webhook received"] for s in samples if s.received)
+    latencies = sorted((s.received - s.sent) * 1000 for s in samples if s.received is not None)
     if args.dump:
         args.dump.write_text(json.dumps([{"event": s.event.event_id, "role": s.event.message.role,
                                           "sent": s.sent, "stamps": s.stamps, "received": s.received}
@@ -330,18 +387,21 @@ def main() -> int:
         print(f"live path:         {live_rate:8.1f} events/s ({sent} events, {want} deliveries)")
         print(f"ratio:             {ratio:8.2f}  (target >= 0.6) {'OK' if ratio >= 0.6 else 'MISSED'}")
     replies = sum(s.reply for s in samples)
-    retried = sum(s.reply and s.retried for s in samples)
+    retried = str(sum(s.reply and s.retried for s in samples)) if args.trace == "on" else "?"
     print(f"latency at {args.rate:g} events/s over {args.seconds:g} s, {args.order} order"
           + (f" (replies {args.gap[0]:g}-{args.gap[1]:g} s after the message before)"
              if args.order == "helpdesk" else "")
-          + f": {len(samples)} events, {replies} replies ({retried} waited for an earlier message), "
-          f"{len(latencies)} deliveries; {load_before} before, {load_after} after")
+          + f": {len(samples)} events sent at {offered:.1f}/s, {replies} replies ({retried} waited for an earlier "
+          f"message), {len(latencies)} deliveries; {load_before} before, {load_after} after")
+    for line in cpu_used:
+        print(f"  {line}")
     print(f"  enqueue -> webhook received: p50 {percentile(latencies, 50):7.1f} ms   "
           f"p90 {percentile(latencies, 90):7.1f} ms   p99 {percentile(latencies, 99):7.1f} ms   "
           f"max {latencies[-1]:7.1f} ms   mean {statistics.fmean(latencies):.1f} ms  "
           f"(target p99 <= 100 ms) {'OK' if percentile(latencies, 99) <= 100 else 'MISSED'}")
-    print("stage breakdown (worker stamps, APOLOGY_TRACE_STAGES):")
-    print("\n".join(breakdown(samples)))
+    if args.trace == "on":
+        print("stage breakdown (worker stamps, APOLOGY_TRACE_STAGES):")
+        print("\n".join(breakdown(samples)))
     return 0
 
 
