@@ -14,9 +14,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Celery, bootsteps, signals
+from kombu.entity import Exchange, Queue
 
 from worker import logs
-from worker.broker import QUEUE, TRANSPORT
+from worker.broker import DELIVERY_QUEUE, QUEUE, QUEUES, TRANSPORT
 from worker.settings import Settings, load_settings
 
 
@@ -47,10 +48,12 @@ def create_app(cfg: Settings) -> Celery:
         # the default ack (the docs warn this can loop on a poison message; our hard time limit and the
         # dead-letter store bound that).
         task_reject_on_worker_lost=True,
-        # Prefetch: tasks are short (milliseconds), and "if you have lots of short tasks, and
-        # throughput/round trip latency is important, this number should be large" (Optimizing). With
-        # acks_late each reserved message stays unacknowledged until done, so a lost worker's reserve is
-        # redelivered; 4 per process keeps the pipe full without hoarding work other workers could take.
+        # Prefetch: the Optimizing guide advises a large multiplier for "lots of short tasks" when
+        # throughput matters, but what a worker has reserved is handed to its processes in the order it was
+        # fetched, so a delivery (which the broker hands out before any event, see task_queues) still waits
+        # for every event the worker reserved before it. Measured with bench/pipeline.py's stage trace,
+        # that wait was 64-156 ms p50 with 4 per process and 11-18 ms with 1. One per process keeps one
+        # message ready for each process; with acks_late a lost worker's reserve is redelivered.
         worker_prefetch_multiplier=cfg.worker_prefetch_multiplier,
         worker_concurrency=cfg.worker_concurrency,
         # A stuck HTTP call or a pathological reply must not hold a pool process forever: the soft
@@ -66,7 +69,13 @@ def create_app(cfg: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": cfg.visibility_timeout,
                                   "unacked_restore_interval": cfg.restore_sweep_seconds,
                                   "unacked_restore_throttle": 1,
-                                  "unacked_mutex_expire": min(300, cfg.visibility_timeout)},
+                                  "unacked_mutex_expire": min(300, cfg.visibility_timeout),
+                                  # BRPOP names the queues in `task_queues` order on every poll instead of
+                                  # rotating them, so a waiting delivery is always taken before the next
+                                  # event: a verdict already judged is not queued behind every event that
+                                  # arrived after its reply ("Using Redis": transport options; kombu's
+                                  # `priority_cycle`).
+                                  "queue_order_strategy": "priority"},
         # Keep retrying the broker at start-up (the default changes in Celery 6; say it explicitly), and
         # after losing it keep retrying for as long as it takes (the default gives up after 100 attempts,
         # about 45 minutes, and exits): a worker waits out a Redis restart or failover in the same process.
@@ -84,15 +93,28 @@ def create_app(cfg: Settings) -> Celery:
         # before they are cancelled and, with acks_late, their messages restored to the queue.
         worker_soft_shutdown_timeout=10.0,
         worker_enable_soft_shutdown_on_idle=True,
-        # Task events for Flower and `celery events`; sent events so queued tasks show up too.
+        # Task events for Flower and `celery events` (received, started, succeeded...). A "sent" event as
+        # well costs every publish a second Redis round trip, the gateway's for each event and the
+        # worker's for each delivery, inside the reply's latency; it only adds queued tasks to Flower's
+        # view (its queue lengths show them too), so it has its own switch, off by default.
         worker_send_task_events=cfg.task_events,
-        task_send_sent_event=cfg.task_events,
+        task_send_sent_event=cfg.task_events and cfg.task_sent_events,
         # Our logs are structlog JSON; Celery must not replace the root handler.
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         task_default_queue=QUEUE,
+        # A delivery is the last step of a reply whose verdict is ready; queued behind the events that came
+        # after that reply it would wait for all of them, doubling the reply's latency under any backlog.
+        # Its own queue, consumed first, lets it overtake them (the Routing guide's "Routing Tasks").
+        task_queues=[_queue(name) for name in QUEUES],
+        task_routes={"apology.deliver": {"queue": DELIVERY_QUEUE}},
     )
     return app
+
+
+def _queue(name: str) -> Queue:
+    """A queue as Celery declares one by default: a direct exchange of the same name."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)  # type: ignore[no-untyped-call]
 
 
 settings = load_settings()

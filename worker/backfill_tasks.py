@@ -31,7 +31,7 @@ def _router() -> Router:
 
 
 def _send_delivery(job: dict[str, Any], countdown: float) -> None:
-    app.send_task(bootstrap.DELIVER, args=[job], countdown=countdown or None)
+    bootstrap.send_delivery(job, app, countdown=countdown or None)
 
 
 @cache

@@ -21,7 +21,9 @@ from kombu.transport import redis as kombu_redis
 from redis import exceptions as redis_errors
 
 TRANSPORT = "worker.broker:Transport"
-QUEUE = "apology"  # every task goes here (Celery's task_default_queue)
+QUEUE = "apology"  # ticket events and backfill chunks (Celery's task_default_queue)
+DELIVERY_QUEUE = "apology.deliveries"  # deliveries (worker.app's task_routes)
+QUEUES = (DELIVERY_QUEUE, QUEUE)  # the order a worker takes them in, strictly (worker.app)
 
 # What a read on a connection Redis closed can raise, through redis-py's parser.
 _LOST = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
@@ -45,7 +47,8 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
-def queue_keys(queue: str = QUEUE) -> list[str]:
-    """The Redis lists kombu keeps a queue in: one per priority step (all ours go to the first)."""
+def queue_keys(queues: tuple[str, ...] = QUEUES) -> list[str]:
+    """The Redis lists kombu keeps our queues in: one per priority step (all ours go to the first)."""
     sep = kombu_redis.Channel.sep
-    return [queue if not step else f"{queue}{sep}{step}" for step in kombu_redis.PRIORITY_STEPS]
+    return [queue if not step else f"{queue}{sep}{step}" for queue in queues
+            for step in kombu_redis.PRIORITY_STEPS]

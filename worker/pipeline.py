@@ -38,6 +38,7 @@ from worker.models import Message, TicketEvent, TicketHistory, Verdict
 from worker.routing import Router
 from worker.stores import Stores, new_token, timestamp
 from worker.targets.base import delivery_id
+from worker.tracing import NoTrace, Timeline, Trace
 
 log = logs.get_logger("worker.pipeline")
 
@@ -70,6 +71,7 @@ class Deps:
     throttle: Callable[[str], float] = lambda target: 0.0
     cache: CustomerCache = field(default_factory=lambda: LRU(20_000))
     egress: Egress = field(default_factory=Egress)  # refuses private addresses unless configured
+    trace: Trace = field(default_factory=NoTrace)  # stage timestamps for the benchmark (worker.tracing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,7 @@ def parse_event(payload: str | bytes | dict[str, Any]) -> TicketEvent:
 
 # -- consuming ---------------------------------------------------------------------------------------------
 def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int = 0) -> EventOutcome:
+    line = Timeline(deps.trace, f"start.{attempt}")
     try:
         event = parse_event(payload)
     except EventError as exc:
@@ -167,6 +170,15 @@ def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int
         metrics.EVENTS.labels("rejected").inc()
         return EventOutcome("rejected", dead_letter=letter)
 
+    line.key = f"{event.source}:{event.event_id}"
+    try:
+        return _handle(event, deps, attempt, line)
+    finally:
+        line.mark("done")
+        line.flush()
+
+
+def _handle(event: TicketEvent, deps: Deps, attempt: int, line: Timeline) -> EventOutcome:
     message, ticket = event.message, event.ticket
     logs.bind(event_id=f"{event.source}:{event.event_id}", ticket_id=ticket.id, message_id=message.id)
     stores, limits = deps.stores, deps.limits
@@ -180,6 +192,7 @@ def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int
     taken = stores.take_event(event.source, event.event_id, ticket.id, [*event.history, message], token,
                               wait_before=wait_before, finish=not judge, default_time=fallback,
                               retry_in=max(delay, BUSY_RETRY_SECONDS))
+    line.mark(f"taken.{attempt}")
     if taken.status == "done":
         metrics.EVENTS.labels("duplicate").inc()
         log.info("duplicate event skipped")
@@ -188,6 +201,7 @@ def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int
         log.info("event is being handled by another worker; checking again later")
         return EventOutcome("busy", retry_in=BUSY_RETRY_SECONDS)
     if taken.status == "wait":
+        line.mark(f"wait.{attempt}")
         log.info("reply waits for earlier messages of its ticket", waiting=taken.waiting,
                  attempt=attempt, retry_in=delay)
         return EventOutcome("waiting", retry_in=delay)
@@ -195,14 +209,14 @@ def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int
         metrics.EVENTS.labels("remembered").inc()
         return EventOutcome("remembered")
     try:
-        return _judge(event, taken.conversation, deps, attempt, token, fallback)
+        return _judge(event, taken.conversation, deps, attempt, token, fallback, line)
     except BaseException:
         stores.finish_event(event.source, event.event_id, token, done=False)
         raise
 
 
 def _judge(event: TicketEvent, conversation: list[Message], deps: Deps, attempt: int, token: str,
-           fallback: float) -> EventOutcome:
+           fallback: float, line: Timeline) -> EventOutcome:
     message, ticket, stores = event.message, event.ticket, deps.stores
     if attempt >= deps.limits.order_wait_attempts and stores.pending(ticket.id):
         log.warning("judging a reply although earlier messages of its ticket are still queued",
@@ -211,6 +225,7 @@ def _judge(event: TicketEvent, conversation: list[Message], deps: Deps, attempt:
     started = time.perf_counter()
     verdict = review_reply(message, earlier, ticket, deps.policy, deps.cache)
     metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started)
+    line.mark("evaluated")
     metrics.VERDICTS.labels(verdict.action).inc()
     jobs = tuple(
         DeliveryJob(delivery_id(verdict, name), name, verdict.model_dump(mode="json"),
@@ -221,6 +236,7 @@ def _judge(event: TicketEvent, conversation: list[Message], deps: Deps, attempt:
         stores.journal.record(("delivery", job.delivery_id, [job.to_payload()]) for job in jobs)
     for job in jobs:
         deps.send_delivery(job.to_payload())
+    line.mark("published")
     stores.finish_event(event.source, event.event_id, token)
     metrics.EVENTS.labels("judged").inc()
     log.info("reply judged", action=verdict.action, score=verdict.score, deliveries=len(jobs),
@@ -244,17 +260,22 @@ def context_for(reply: Message, remembered: Sequence[Message], history: Sequence
 
 
 def deliver(payload: dict[str, Any], deps: Deps, attempt: int = 0) -> DeliveryOutcome:
+    line = Timeline(deps.trace, f"deliver.{attempt}")
     job = DeliveryJob.from_payload(payload)
+    line.key = job.event
     logs.bind(delivery_id=job.delivery_id, target=job.target, event_id=job.event or None,
               ticket_id=job.verdict.get("ticket_id"), message_id=job.verdict.get("message_id"))
-    outcome = _deliver(job, deps, attempt)
-    if outcome.retry_in is not None:
-        # Still in progress: its journal entry is not due before the retry has run.
-        deps.stores.journal.touch("delivery", job.delivery_id, outcome.retry_in)
-    return outcome
+    try:
+        outcome = _deliver(job, deps, attempt, line)
+        if outcome.retry_in is not None:
+            # Still in progress: its journal entry is not due before the retry has run.
+            deps.stores.journal.touch("delivery", job.delivery_id, outcome.retry_in)
+        return outcome
+    finally:
+        line.flush()
 
 
-def _deliver(job: DeliveryJob, deps: Deps, attempt: int) -> DeliveryOutcome:
+def _deliver(job: DeliveryJob, deps: Deps, attempt: int, line: Timeline) -> DeliveryOutcome:
     stores = deps.stores
     token = new_token()
     claim = stores.begin_delivery(job.delivery_id, token)
@@ -280,6 +301,7 @@ def _deliver(job: DeliveryJob, deps: Deps, attempt: int) -> DeliveryOutcome:
             result = send(deps.http(), request)
         except DeliveryError as exc:  # a refused address (SSRF guard), a ticket id the target cannot use
             result = failed(exc)
+        line.mark(f"sent.{attempt}")
         metrics.DELIVERY_SECONDS.labels(job.target).observe(result.seconds)
         if result.outcome == "delivered":
             delivered = True

@@ -75,13 +75,16 @@ class Settings(BaseSettings):
 
     # The worker.
     worker_concurrency: int | None = Field(default=None, ge=1)
-    worker_prefetch_multiplier: int = Field(default=4, ge=1)
+    worker_prefetch_multiplier: int = Field(default=1, ge=1)
     task_soft_time_limit: int = Field(default=30, ge=1)
     task_time_limit: int = Field(default=60, ge=2)
     task_events: bool = True
+    task_sent_events: bool = False  # also a "task-sent" event per publish (see worker.app)
     # Redis hands an unacknowledged task (a killed worker's) to another worker after this long; unset, it
     # is derived from the longest countdown we schedule (see `visibility_timeout`).
     visibility_timeout_seconds: int | None = Field(default=None, ge=1)
+    # Stage timestamps per event in Redis (worker.tracing), for bench/pipeline.py's latency breakdown.
+    trace_stages: bool = False
 
     # The journal of published messages and its reconciler (worker.journal, worker.reconcile): what the
     # broker lost between the queue and a worker is published again once it is this many seconds overdue;

@@ -24,7 +24,7 @@ log = logs.get_logger("worker.tasks")
 @cache
 def _deps() -> pipeline.Deps:
     # Built once per pool process, after the fork (sockets are not shared across it).
-    return bootstrap.deps(settings, lambda job: deliver.apply_async(args=[job]))
+    return bootstrap.deps(settings, lambda job: deliver.apply_async(args=[job], **bootstrap.delivery_options(job)))
 
 
 @signals.worker_process_init.connect
@@ -82,7 +82,9 @@ def _finish(task: Task, status: str, retry_in: float | None, args: list[Any] | N
     if retry_in is None:
         return status
     try:
-        raise task.retry(args=args, countdown=retry_in)
+        # The retry keeps the short argument repr of the first publish (bootstrap.event_options).
+        raise task.retry(args=args, countdown=retry_in, argsrepr=getattr(task.request, "argsrepr", None),
+                         kwargsrepr=getattr(task.request, "kwargsrepr", None))
     except Reject as exc:
         # Celery rejects *without* requeueing when it cannot publish the retry (the broker is away),
         # which would drop the message: requeue it instead.

@@ -12,15 +12,21 @@ import random
 from pathlib import Path
 
 import pytest
+import redis
 
-from tests.support.processes import wait_until
+from tests.support.processes import broker_idle, celery_worker, redis_server, wait_until
+from worker import bootstrap
+from worker.app import create_app
+from worker.broker import DELIVERY_QUEUE, QUEUE
 from worker.engine import load_policy, review_history
 from worker.models import TicketEvent, TicketHistory
-from worker.pipeline import history_events, submit_events
+from worker.pipeline import DeliveryJob, history_events, submit_events
 from worker.routing import IMPLICIT_TARGET
+from worker.settings import load_settings
 from worker.targets.base import delivery_id
+from worker.testing import Request, WebhookReceiver
 
-from .conftest import Live
+from .conftest import SECRET, Live
 
 pytestmark = pytest.mark.e2e
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
@@ -100,3 +106,38 @@ def test_a_malformed_event_is_dead_lettered_and_the_worker_goes_on(live: Live) -
     assert live.worker.popen.poll() is None
     # The valid conversation sent after them was handled: every message of it is remembered.
     assert [m.id for m in live.stores.conversation(history.ticket.id)] == [m.id for m in history.messages]
+
+
+def test_deliveries_overtake_the_events_queued_before_them(tmp_path: Path) -> None:
+    """A verdict's delivery must not wait behind every event that arrived after its reply: the worker
+    takes every queued delivery before the next event (beyond the few it had already reserved)."""
+    history = conversations()[1]
+    verdict = next(v for v in review_history(history, load_policy(None)) if v.action != "none")
+    base = delivery_id(verdict, IMPLICIT_TARGET)
+    jobs = [DeliveryJob(f"{base}-{i}", IMPLICIT_TARGET, verdict.model_dump(mode="json"), "test:overtake")
+            for i in range(40)]
+    backlog = 300
+    queued_then: list[int] = []
+    with redis_server(tmp_path) as server:
+        client = redis.Redis.from_url(server.url)
+
+        def respond(request: Request) -> int:
+            queued_then.append(int(client.llen(QUEUE)))
+            return 204
+
+        with WebhookReceiver(SECRET, respond=respond) as receiver:
+            producer = create_app(load_settings(broker_url=server.url))
+            for _ in range(backlog):
+                producer.send_task("apology.ping")
+            for job in jobs:  # queued after all the events
+                producer.send_task(bootstrap.DELIVER, args=[job.to_payload()])
+            assert client.llen(DELIVERY_QUEUE) == len(jobs)
+            env = {"APOLOGY_BROKER_URL": server.url, "APOLOGY_WEBHOOK_URL": receiver.url,
+                   "APOLOGY_ALLOW_PRIVATE_TARGETS": "true", "APOLOGY_WEBHOOK_SECRET": SECRET}
+            with celery_worker(env, concurrency=2):
+                receiver.wait_for(lambda r: len(r.deliveries) == len(jobs), timeout=60)
+                wait_until(lambda: broker_idle(client), timeout=60, what="worker idle")
+            producer.close()
+    # Taking the queues in turn instead would let one event through per delivery (40 or more).
+    assert len(queued_then) == len(jobs)
+    assert queued_then[-1] >= backlog - 20, queued_then

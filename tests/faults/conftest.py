@@ -123,8 +123,8 @@ class Cluster:
         try:
             wait_until(done, timeout=timeout, what="every delivery, an idle broker, a settled journal")
         except TimeoutError as exc:
-            queued = (self.stores.redis.llen("apology"), self.stores.redis.hlen("unacked"),
-                      self.stores.journal.size())
+            queued = (self.stores.redis.llen("apology"), self.stores.redis.llen("apology.deliveries"),
+                      self.stores.redis.hlen("unacked"), self.stores.journal.size())
             missing = sorted(expected - set(self.receiver.delivery_ids()))
             recorded = [self.stores.was_delivered(m) for m in missing]
             tails = "\n".join(f"--- worker {i}:\n{p.output()}" for i, p in enumerate(self.workers))

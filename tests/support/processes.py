@@ -163,6 +163,6 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: f
         pause.wait(interval)
 
 
-def broker_idle(client: Any, queue: str = "apology") -> bool:
+def broker_idle(client: Any, queues: Sequence[str] = ("apology", "apology.deliveries")) -> bool:
     """Nothing queued and nothing reserved (kombu's Redis transport keeps reserved messages in `unacked`)."""
-    return bool(client.llen(queue) == 0 and client.hlen("unacked") == 0)
+    return bool(all(client.llen(q) == 0 for q in queues) and client.hlen("unacked") == 0)

@@ -99,3 +99,26 @@ def test_redis_brokers_get_the_fixed_transport_and_others_keep_kombus() -> None:
 
     assert create_app(load_settings()).conf.broker_transport == TRANSPORT
     assert create_app(load_settings(broker_url="sentinel://h:26379")).conf.broker_transport is None
+
+
+def test_task_events_are_on_and_sent_events_only_when_asked_for() -> None:
+    from worker.app import create_app
+
+    default = create_app(load_settings()).conf
+    assert default.worker_send_task_events is True
+    assert default.task_send_sent_event is False
+    assert create_app(load_settings(task_sent_events=True)).conf.task_send_sent_event is True
+    off = create_app(load_settings(task_events=False, task_sent_events=True)).conf
+    assert off.worker_send_task_events is False and off.task_send_sent_event is False
+
+
+def test_deliveries_have_their_own_queue_taken_first() -> None:
+    from worker.app import create_app
+    from worker.broker import DELIVERY_QUEUE, QUEUE
+
+    conf = create_app(load_settings()).conf
+    assert [q.name for q in conf.task_queues] == [DELIVERY_QUEUE, QUEUE]
+    assert conf.broker_transport_options["queue_order_strategy"] == "priority"
+    assert conf.task_routes["apology.deliver"] == {"queue": DELIVERY_QUEUE}
+    assert conf.task_default_queue == QUEUE
+    assert conf.worker_prefetch_multiplier == 1
