@@ -22,6 +22,7 @@ from typing import Any, Literal
 import redis
 
 from worker.backfill import BadLine
+from worker.redis_values import as_text
 
 PREFIX = "aw:bf:"
 JOBS = PREFIX + "jobs"
@@ -173,7 +174,7 @@ class JobStore:
 
     def end_reading(self, job_id: str, chunks: int) -> str:
         """The input is read to the end: fix the chunk total; the job is done if they all are."""
-        return _text(self._end_reading(keys=[_job(job_id), _job(job_id) + ":done"],
+        return as_text(self._end_reading(keys=[_job(job_id), _job(job_id) + ":done"],
                                        args=[chunks, repr(self.clock())]))
 
     def add_bad_lines(self, job_id: str, bad: Iterable[BadLine]) -> None:
@@ -202,7 +203,7 @@ class JobStore:
         job = self.get(job_id)
         if job is None:
             return []
-        done = {int(_text(i)) for i in self.redis.smembers(_job(job_id) + ":done")}
+        done = {int(as_text(i)) for i in self.redis.smembers(_job(job_id) + ":done")}
         return [i for i in range(job.enqueued) if i not in done]
 
     # -- the chunk task's side -----------------------------------------------------------------------------
@@ -241,13 +242,13 @@ class JobStore:
 
     def delivery_delay(self, job_id: str, per_minute: float) -> float:
         """Seconds to hold the next delivery so the job's deliveries, over all workers, keep the rate."""
-        return float(_text(self._next_slot(keys=[_job(job_id) + ":slot"],
+        return float(as_text(self._next_slot(keys=[_job(job_id) + ":slot"],
                                            args=[repr(self.clock()), repr(60.0 / per_minute)])))
 
     def delivery_backlog(self, job_id: str) -> float:
         """How far ahead of now deliveries are already scheduled."""
         raw = self.redis.get(_job(job_id) + ":slot")
-        return 0.0 if raw is None else max(0.0, float(_text(raw)) - self.clock())
+        return 0.0 if raw is None else max(0.0, float(as_text(raw)) - self.clock())
 
     # -- reading -----------------------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
@@ -264,19 +265,19 @@ class JobStore:
     def bad_lines(self, job_id: str, limit: int = 20) -> list[BadLine]:
         out = []
         for key, value in self.redis.hscan_iter(_job(job_id) + ":bad", count=limit):
-            out.append(BadLine(_text(key), _text(value)))
+            out.append(BadLine(as_text(key), as_text(value)))
             if len(out) >= limit:
                 break
         return sorted(out, key=lambda b: b.location)
 
     def jobs(self, limit: int = 20) -> list[str]:
-        return [_text(j) for j in self.redis.zrevrange(JOBS, 0, limit - 1)]
+        return [as_text(j) for j in self.redis.zrevrange(JOBS, 0, limit - 1)]
 
 
 def _parse_job(job_id: str, raw: dict[bytes, bytes], done: int, bad: int) -> Job | None:
     if not raw or b"state" not in raw:
         return None
-    h = {_text(k): _text(v) for k, v in raw.items()}
+    h = {as_text(k): as_text(v) for k, v in raw.items()}
     ints = {k: int(h.get(k, "0")) for k in _INTS}
     return Job(
         id=job_id, files=json.loads(h["files"]), policy=json.loads(h["policy"]),
@@ -297,7 +298,3 @@ def _job(job_id: str) -> str:
 
 def _chunk(job_id: str, index: int) -> str:
     return f"{PREFIX}{job_id}:chunk:{index}"
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

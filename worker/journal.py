@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import redis
 
+from worker.redis_values import as_text
+
 PREFIX = "aw:"
 INDEX = PREFIX + "journal"
 DRAINED = PREFIX + "drained"
@@ -113,7 +115,7 @@ class Journal:
             INDEX, "-inf", f"({before!r}", start=0, num=limit, withscores=True))
         if not found:
             return []
-        keys = [_text(k) for k, _ in found]
+        keys = [as_text(k) for k, _ in found]
         raws = self.redis.mget(keys)
         entries: list[Entry] = []
         gone: list[str] = []
@@ -167,7 +169,3 @@ class Journal:
     def oldest_due(self) -> float | None:
         found = self.redis.zrange(INDEX, 0, 0, withscores=True)
         return float(found[0][1]) if found else None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -20,6 +20,7 @@ import redis
 
 from worker.journal import INDEX, Journal, Kind, entry_key, event_key
 from worker.models import Message
+from worker.redis_values import as_text
 
 PREFIX = "aw:"
 Claim = Literal["new", "done", "busy", "wait"]
@@ -189,7 +190,7 @@ class Stores:
                 _k("order", ticket_id), _k("pending", ticket_id), _k("pending-since", ticket_id),
                 INDEX, entry_key("event", event_key(source, event_id))]
         result = self._take(keys=keys, args=args)
-        status = _text(result[0])
+        status = as_text(result[0])
         if status == "wait":
             return Taken("wait", waiting=int(result[1]))
         return Taken(status, [Message.model_validate_json(raw) for raw in result[1:]])  # type: ignore[arg-type]
@@ -222,7 +223,7 @@ class Stores:
             pipe.execute()
 
     def pending(self, ticket_id: str) -> list[str]:
-        return [_text(m) for m in self.redis.zrange(_k("pending", ticket_id), 0, -1)]
+        return [as_text(m) for m in self.redis.zrange(_k("pending", ticket_id), 0, -1)]
 
     def conversation(self, ticket_id: str) -> list[Message]:
         """The ticket's remembered messages, in time order."""
@@ -230,8 +231,8 @@ class Stores:
         pipe.zrange(_k("order", ticket_id), 0, -1)
         pipe.hgetall(_k("conv", ticket_id))
         order, bodies = pipe.execute()
-        by_id = {_text(k): v for k, v in bodies.items()}
-        return [Message.model_validate_json(by_id[_text(i)]) for i in order if _text(i) in by_id]
+        by_id = {as_text(k): v for k, v in bodies.items()}
+        return [Message.model_validate_json(by_id[as_text(i)]) for i in order if as_text(i) in by_id]
 
     # -- deliveries: exactly once through their ids ----------------------------------------------------
     def begin_delivery(self, delivery_id: str, token: str) -> DeliveryClaim:
@@ -239,7 +240,7 @@ class Stores:
         result = self._begin_delivery(keys=[_k("delivered", delivery_id), _k("delivering", delivery_id),
                                             INDEX, entry_key("delivery", delivery_id)],
                                       args=[token, self.lock_ms])
-        return _text(result)  # type: ignore[return-value]
+        return as_text(result)  # type: ignore[return-value]
 
     def finish_delivery(self, delivery_id: str, token: str, *, delivered: bool) -> None:
         """Release the lock; once delivered, record it and settle its journal entry in the same step."""
@@ -274,7 +275,7 @@ class Stores:
         return letter_id
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        ids = [_text(i) for i in self.redis.zrevrange(_k("dead-letters"), 0, max(limit, 1) - 1)]
+        ids = [as_text(i) for i in self.redis.zrevrange(_k("dead-letters"), 0, max(limit, 1) - 1)]
         if not ids:
             return []
         raws = self.redis.mget([_k("dead", i) for i in ids])
@@ -301,10 +302,6 @@ def new_token() -> str:
 
 def _k(kind: str, *parts: str) -> str:
     return PREFIX + kind + ":" + ":".join(parts)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _letter(raw: Any) -> DeadLetter:

@@ -24,9 +24,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis
+
+from worker.redis_values import as_text
 
 PREFIX = "aw:trace:"
 TTL_SECONDS = 3600
@@ -84,9 +86,5 @@ def read(client: redis.Redis, keys: list[str]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for key, raw in zip(keys, pipe.execute(), strict=True):
         if raw:
-            out[key] = {_text(k): float(v) for k, v in raw.items()}
+            out[key] = {as_text(k): float(v) for k, v in raw.items()}
     return out
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
