@@ -147,7 +147,7 @@ def _spans(entry: _Entry, text: str, scan: Scan, window: Window | None,
         out.append((start, end))
         if first:
             break
-    return out[:1] if first else out
+    return out
 
 
 def _re2_spans(regexp: Any, scan: Scan) -> Iterator[tuple[int, int]]:
@@ -229,6 +229,9 @@ _WORD = (r"\p{L}\p{N}_", r"[\p{L}\p{N}_]", r"[^\p{L}\p{N}_]")
 _LOOSE_WORD = (r"0-9A-Za-z_\x{80}-\x{10FFFF}", r"[0-9A-Za-z_\x{80}-\x{10FFFF}]", r"[^0-9A-Za-z_]")
 
 
+_HEX = {"u": re.compile(r"[0-9a-fA-F]{4}"), "U": re.compile(r"[0-9a-fA-F]{8}")}
+
+
 def _to_re2(source: str, flags: int, *, loose: bool = False) -> str:
     """The pattern in RE2 syntax: flags inline, `\\w`/`\\W` as Unicode classes (RE2's are ASCII-only)."""
     in_class_word, word, non_word = _LOOSE_WORD if loose else _WORD
@@ -242,9 +245,7 @@ def _to_re2(source: str, flags: int, *, loose: bool = False) -> str:
                 out.append(in_class_word if in_class else word)
             elif nxt == "W" and not in_class:
                 out.append(non_word)
-            elif nxt in "uU" and re.fullmatch(r"[0-9a-fA-F]{4}" if nxt == "u" else r"[0-9a-fA-F]{8}",
-                                             source[i + 2:i + (6 if nxt == "u" else 10)]):
-                digits = source[i + 2:i + (6 if nxt == "u" else 10)]
+            elif nxt in "uU" and _HEX[nxt].fullmatch(digits := source[i + 2:i + 2 + (4 if nxt == "u" else 8)]):
                 out.append(f"\\x{{{digits}}}")  # Python's \uXXXX / \UXXXXXXXX in RE2's spelling
                 i += len(digits)
             else:
