@@ -41,6 +41,7 @@ import redis  # noqa: E402
 
 from bench.accuracy import load_corpus  # noqa: E402
 from bench.engine import varied  # noqa: E402
+from bench.machine import load, process_cpu  # noqa: E402
 from tests.support.processes import celery_worker, python_env, redis_server, venv_bin  # noqa: E402
 from worker.backfill import PHASES, job_id  # noqa: E402
 from worker.engine import load_policy, review_history  # noqa: E402
@@ -86,28 +87,20 @@ def engine_rate(path: Path, policy_name: str, sample: int) -> tuple[float, float
 
 def cpu_seconds(pid: int, children: bool = True) -> float:
     """CPU time (user + system) of a process and (unless not asked) its children still alive, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
     pids = [pid]
     if children:
         with contextlib.suppress(OSError):
             pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    total = 0.0
     for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
+        with contextlib.suppress(OSError):
+            total += process_cpu(p)[2]
     return total
 
 
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def load() -> str:
-    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> int:

@@ -44,6 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
+from bench.accuracy import load_corpus  # noqa: E402
+from bench.machine import load, process_cpu  # noqa: E402
 from tests.support.processes import broker_idle, celery_worker, redis_server, wait_until  # noqa: E402
 from worker import bootstrap, tracing  # noqa: E402
 from worker.app import create_app  # noqa: E402
@@ -60,11 +62,7 @@ CORPUS = ROOT / "tests" / "corpus"
 
 
 def corpus() -> list[TicketHistory]:
-    out = []
-    for path in sorted(CORPUS.glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            out.append(TicketHistory.model_validate(json.loads(line)))
-    return out
+    return [item.history for item in load_corpus(CORPUS)]
 
 
 def conversations(count: int, tag: str) -> list[TicketHistory]:
@@ -210,12 +208,9 @@ def cpu_seconds() -> dict[str, float] | None:
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
-                    head, _, rest = (entry / "stat").read_text().rpartition(")")
+                    procs[int(entry.name)] = process_cpu(entry.name)
                 except OSError:
                     continue
-                stat = rest.split()
-                procs[int(entry.name)] = (int(stat[1]), head.partition("(")[2],
-                                          (int(stat[11]) + int(stat[12])) / tick)
     except (OSError, ValueError):
         return None
     me = os.getpid()
@@ -248,10 +243,6 @@ def other_work(before: dict[str, float] | None, after: dict[str, float] | None, 
     used = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
     ours = sum(v for k, v in used.items() if k != "machine")
     return f"; other work took {max(0.0, used['machine'] - ours) / seconds:.2f} CPUs meanwhile"
-
-
-def load() -> str:
-    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> int:
