@@ -90,7 +90,8 @@ def _deliver(job_id: str, rate: float | None, result: ChunkResult, deps: ChunkDe
             delay = deps.store.delivery_delay(job_id, rate) if rate else 0.0
             job = DeliveryJob(delivery_id(verdict, name), name, verdict.model_dump(mode="json"),
                               f"backfill:{job_id}/{verdict.ticket_id}/{verdict.message_id}")
+            payload = job.to_payload()
             if deps.journal is not None:
-                deps.journal.record([("delivery", job.delivery_id, [job.to_payload()])], due_in=delay)
-            deps.send_delivery(job.to_payload(), delay)
+                deps.journal.record([("delivery", job.delivery_id, [payload])], due_in=delay)
+            deps.send_delivery(payload, delay)
 

@@ -10,12 +10,19 @@ worker process exits (kombu 5.7, redis-py 8). Here the failed read is dropped an
 consumer reconnects in the same process. A message that was in that lost reply is in neither the queue nor
 `unacked`; the journal (`worker.journal`) re-sends it.
 
+It also keeps one redis-py client object per connection pool. kombu builds a new `redis.Redis` for every
+publish, every message it marks unacknowledged and every ack (`conn_or_acquire`); redis-py's constructor
+fills in some 170 response callbacks, which was half the CPU of a publish and two of those per task in the
+worker's main process. The client holds no connection of its own (it borrows one from the pool per
+command), so one per pool is what kombu's pool already shares.
+
 Selected by `worker.app` for `redis://` broker URLs only; other schemes keep kombu's own transport.
 """
 
 from __future__ import annotations
 
 from queue import Empty
+from typing import Any
 
 from kombu.transport import redis as kombu_redis
 from redis import exceptions as redis_errors
@@ -41,6 +48,16 @@ class Channel(kombu_redis.Channel):
                 # `_in_poll` and disconnected, so the rest of the close no longer reads from it.
                 pass
         super().close()  # type: ignore[no-untyped-call]
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        if asynchronous:
+            return super()._create_client(asynchronous=True)  # type: ignore[no-untyped-call]
+        pool = self.pool
+        cached = getattr(self, "_sync_client", None)
+        if cached is None or cached[0] is not pool:  # the first call, or a new pool after a fork or close
+            cached = (pool, super()._create_client())  # type: ignore[no-untyped-call]
+            self._sync_client = cached
+        return cached[1]
 
 
 class Transport(kombu_redis.Transport):

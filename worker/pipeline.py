@@ -19,7 +19,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -84,7 +84,9 @@ class DeliveryJob:
     event: str  # source:event_id, for the logs
 
     def to_payload(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow on purpose: `dataclasses.asdict` deep-copies the verdict, which cost more than sending it.
+        return {"delivery_id": self.delivery_id, "target": self.target, "verdict": self.verdict,
+                "event": self.event}
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> DeliveryJob:
@@ -232,10 +234,11 @@ def _judge(event: TicketEvent, conversation: list[Message], deps: Deps, attempt:
                     f"{event.source}:{event.event_id}")
         for name in deps.router.destinations(verdict, ticket)
     )
+    payloads = [job.to_payload() for job in jobs]
     if jobs:
-        stores.journal.record(("delivery", job.delivery_id, [job.to_payload()]) for job in jobs)
-    for job in jobs:
-        deps.send_delivery(job.to_payload())
+        stores.journal.record(("delivery", job.delivery_id, [p]) for job, p in zip(jobs, payloads, strict=True))
+    for payload in payloads:
+        deps.send_delivery(payload)
     line.mark("published")
     stores.finish_event(event.source, event.event_id, token)
     metrics.EVENTS.labels("judged").inc()

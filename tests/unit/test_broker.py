@@ -59,3 +59,25 @@ def test_queue_keys_are_the_lists_kombu_writes(redis_srv: RedisServer) -> None:
                                                   routing_key="apology")])
     client = redis.Redis.from_url(redis_srv.url)
     assert sum(client.llen(k) for k in queue_keys()) == 3
+
+
+def test_one_client_per_pool_serves_publishes_and_acks_and_a_new_pool_gets_its_own(redis_srv: RedisServer) -> None:
+    queue = kombu.Queue("reuse", kombu.Exchange("reuse", type="direct"), routing_key="reuse")
+    with kombu.Connection(redis_srv.url, transport=TRANSPORT) as conn:
+        channel = conn.default_channel
+        producer = conn.Producer(serializer="json")
+        for n in range(3):
+            producer.publish({"n": n}, routing_key="reuse", declare=[queue])
+        with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
+            assert first is second
+        got = [queue(channel).get(no_ack=False) for _ in range(3)]
+        for message in got:
+            message.ack()
+        assert sorted(m.payload["n"] for m in got) == [0, 1, 2]
+        assert redis.Redis.from_url(redis_srv.url).hlen("unacked") == 0
+
+        channel._disconnect_pools()  # what kombu does after a fork: the old pool's connections are gone
+        with channel.conn_or_acquire() as after:
+            assert after is not first
+            assert after.connection_pool is channel.pool
+            assert after.ping()
