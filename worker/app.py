@@ -17,7 +17,7 @@ from celery import Celery, bootsteps, signals
 from kombu.entity import Exchange, Queue
 
 from worker import logs
-from worker.broker import DELIVERY_QUEUE, QUEUE, QUEUES, TRANSPORT
+from worker.broker import BACKFILL_QUEUE, DELIVERY_QUEUE, QUEUE, QUEUES, TRANSPORT
 from worker.settings import Settings, load_settings
 
 
@@ -107,7 +107,9 @@ def create_app(cfg: Settings) -> Celery:
         # after that reply it would wait for all of them, doubling the reply's latency under any backlog.
         # Its own queue, consumed first, lets it overtake them (the Routing guide's "Routing Tasks").
         task_queues=[_queue(name) for name in QUEUES],
-        task_routes={"apology.deliver": {"queue": DELIVERY_QUEUE}},
+        # Backfill chunks come last for the same reason (worker.broker.BACKFILL_QUEUE).
+        task_routes={"apology.deliver": {"queue": DELIVERY_QUEUE},
+                     "apology.backfill_chunk": {"queue": BACKFILL_QUEUE}},
     )
     return app
 

@@ -28,9 +28,12 @@ from kombu.transport import redis as kombu_redis
 from redis import exceptions as redis_errors
 
 TRANSPORT = "worker.broker:Transport"
-QUEUE = "apology"  # ticket events and backfill chunks (Celery's task_default_queue)
+QUEUE = "apology"  # ticket events (Celery's task_default_queue)
 DELIVERY_QUEUE = "apology.deliveries"  # deliveries (worker.app's task_routes)
-QUEUES = (DELIVERY_QUEUE, QUEUE)  # the order a worker takes them in, strictly (worker.app)
+# Backfill chunks, taken only when no live event or delivery waits, so a million-reply backfill never
+# holds up the review of a reply written a second ago.
+BACKFILL_QUEUE = "apology.backfill"
+QUEUES = (DELIVERY_QUEUE, QUEUE, BACKFILL_QUEUE)  # the order a worker takes them in, strictly (worker.app)
 
 # What a read on a connection Redis closed can raise, through redis-py's parser.
 _LOST = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)

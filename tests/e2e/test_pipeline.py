@@ -17,7 +17,7 @@ import redis
 from tests.support.processes import broker_idle, celery_worker, redis_server, wait_until
 from worker import bootstrap
 from worker.app import create_app
-from worker.broker import DELIVERY_QUEUE, QUEUE
+from worker.broker import BACKFILL_QUEUE, DELIVERY_QUEUE, QUEUE
 from worker.engine import load_policy, review_history
 from worker.models import TicketEvent, TicketHistory
 from worker.pipeline import DeliveryJob, history_events, submit_events
@@ -141,3 +141,30 @@ def test_deliveries_overtake_the_events_queued_before_them(tmp_path: Path) -> No
     # Taking the queues in turn instead would let one event through per delivery (40 or more).
     assert len(queued_then) == len(jobs)
     assert queued_then[-1] >= backlog - 20, queued_then
+
+
+def test_live_events_overtake_a_queued_backfill(tmp_path: Path) -> None:
+    """A backfill queued first must not hold up live review: the worker drains the events queue before it
+    takes more than the few backfill messages it had reserved."""
+    backlog = 300
+    with redis_server(tmp_path) as server:
+        client = redis.Redis.from_url(server.url)
+        producer = create_app(load_settings(broker_url=server.url))
+        for _ in range(backlog):
+            producer.send_task("apology.ping", queue=BACKFILL_QUEUE)
+        for _ in range(backlog):
+            producer.send_task("apology.ping")
+        assert (client.llen(BACKFILL_QUEUE), client.llen(QUEUE)) == (backlog, backlog)
+        left_when_events_done: list[int] = []
+
+        def events_done() -> bool:
+            if client.llen(QUEUE) == 0:
+                left_when_events_done.append(int(client.llen(BACKFILL_QUEUE)))
+                return True
+            return False
+
+        with celery_worker({"APOLOGY_BROKER_URL": server.url}, concurrency=2):
+            wait_until(events_done, timeout=60, interval=0.002, what="events queue drained")
+            wait_until(lambda: broker_idle(client), timeout=60, what="worker idle")
+        producer.close()
+    assert left_when_events_done[0] >= backlog - 10, left_when_events_done

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from worker.broker import QUEUES
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -163,6 +165,6 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: f
         pause.wait(interval)
 
 
-def broker_idle(client: Any, queues: Sequence[str] = ("apology", "apology.deliveries")) -> bool:
+def broker_idle(client: Any, queues: Sequence[str] = QUEUES) -> bool:
     """Nothing queued and nothing reserved (kombu's Redis transport keeps reserved messages in `unacked`)."""
     return bool(all(client.llen(q) == 0 for q in queues) and client.hlen("unacked") == 0)

@@ -114,11 +114,12 @@ def test_task_events_are_on_and_sent_events_only_when_asked_for() -> None:
 
 def test_deliveries_have_their_own_queue_taken_first() -> None:
     from worker.app import create_app
-    from worker.broker import DELIVERY_QUEUE, QUEUE
+    from worker.broker import BACKFILL_QUEUE, DELIVERY_QUEUE, QUEUE
 
     conf = create_app(load_settings()).conf
-    assert [q.name for q in conf.task_queues] == [DELIVERY_QUEUE, QUEUE]
+    assert [q.name for q in conf.task_queues] == [DELIVERY_QUEUE, QUEUE, BACKFILL_QUEUE]
     assert conf.broker_transport_options["queue_order_strategy"] == "priority"
     assert conf.task_routes["apology.deliver"] == {"queue": DELIVERY_QUEUE}
+    assert conf.task_routes["apology.backfill_chunk"] == {"queue": BACKFILL_QUEUE}
     assert conf.task_default_queue == QUEUE
     assert conf.worker_prefetch_multiplier == 1
