@@ -85,6 +85,11 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("prevention", "I've shared your feedback with our warehouse team so this doesn't happen again.", True),
     ("prevention", "We're adding extra checks to our release process.", True),
     ("prevention", "I've passed this to the team that can fix it.", False),
+    ("liability_admission", "You're right - the listing was incorrect.", True),
+    ("liability_admission", "The password was entered incorrectly five times, so the account locked.", False),
+    ("empathy", "Unfortunately that ticket isn't valid on peak trains.", False),
+    ("solution", "You can change it in the app: Settings > Account > Email.", True),
+    ("solution", "We'll be in touch once the engineer's report is back.", False),
 ])
 def test_reply_signals(policy: Policy, signal: str, reply: str, expected: bool) -> None:
     assert getattr(judge(policy, reply).signals, signal) is expected
@@ -101,6 +106,10 @@ def test_reply_signals(policy: Policy, signal: str, reply: str, expected: bool) 
     ("Someone used my card without permission, there are payments I didn't make.", "beyond_control"),
     ("Do you ship to Norway?", "other"),
     ("Thanks so much, that worked!", "none"),
+    ("Thanks, that's all sorted now - the refund came through this morning. Appreciate it!", "none"),
+    ("Thanks, but the refund still hasn't come through.", "billing"),
+    ("Your app listed the satay bowl as nut-free and my son reacted to it.", "misinformation"),
+    ("The seller sent me a fake and won't answer my messages.", "beyond_control"),
 ])
 def test_incident(policy: Policy, said: str, incident: str) -> None:
     assert judge(policy, "Thanks for your message.", said).context.incident == incident

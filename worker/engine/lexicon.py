@@ -71,6 +71,7 @@ class Lexicon:
     blame_negated_before: re.Pattern[str]
     empathy_negated_within: re.Pattern[str]
     solution_excluded: re.Pattern[str]
+    closing: re.Pattern[str]
 
     def _hits(self, doc: Prepared) -> Scan:
         scan = doc.memo.get("scan")
@@ -131,6 +132,7 @@ def compile_lexicon(data: Mapping[str, Any]) -> Lexicon:
         blame_negated_before=pat("blame.negated_before"),
         empathy_negated_within=pat("empathy.negated_within"),
         solution_excluded=pat("solution.excluded"),
+        closing=pat("incident.closing"),
     )
 
 

@@ -32,6 +32,7 @@ class CustomerReading:
     trouble: bool
     legal_risk: bool
     frustration: float
+    closing: bool = False  # "ok thanks, all sorted": the customer has closed the matter
 
 
 @lru_cache(maxsize=1)
@@ -57,6 +58,9 @@ def _compound(sample: str) -> float:
 
 def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
     """Which incident kinds this message mentions (each once, by its strongest cue), and how it feels."""
+    if lex.closing.search(doc.text):
+        return CustomerReading(kind_scores=(), trouble=False, legal_risk=lex.has("legal_risk", doc),
+                               frustration=_frustration(doc, lex), closing=True)
     strong_hits: dict[str, bool] = {}
     for kind in CUED_KINDS:
         if lex.has(f"incident.{kind}", doc):
@@ -101,6 +105,8 @@ def combine(readings: Sequence[CustomerReading], priority: Sequence[str]) -> tup
     """Incident, frustration and legal risk of the customer's messages so far (newest last)."""
     if not readings:
         return "none", 0.0, False
+    if readings[-1].closing:  # thanked and done: nothing left to resolve
+        return "none", readings[-1].frustration, any(r.legal_risk for r in readings)
     scores: dict[str, float] = {}
     for age, reading in enumerate(reversed(readings)):
         weight = 1.0 if age == 0 else 0.6
