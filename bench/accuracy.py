@@ -174,14 +174,24 @@ def show_errors(results: list[tuple[Item, Verdict]], signal: str) -> None:
                 print(f"  customer: {cust[:300]}")
 
 
+def _in_split(item_id: str, split: str) -> bool:
+    digits = "".join(c for c in item_id.rsplit("-", 1)[-1] if c.isdigit())
+    return (int(digits or 0) % 2 == 1) == (split == "dev")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", default=str(ROOT / "tests" / "corpus"))
     ap.add_argument("--policy", default="liability-aware")
     ap.add_argument("--errors", help="print the items where this signal is wrong")
+    ap.add_argument("--split", choices=["dev", "test"],
+                    help="only the odd-numbered items (dev: errors may be read) or the even-numbered ones (test: "
+                         "scores only); see tests/corpus/holdout3/README.md")
     args = ap.parse_args()
     policy = load_policy(args.policy)
-    items = list(load_corpus(Path(args.corpus)))
+    items = [item for item in load_corpus(Path(args.corpus)) if args.split is None or _in_split(item.id, args.split)]
+    if args.errors and args.split == "test":
+        ap.error("--errors on the test split would make it a tuning set")
     summary, results = evaluate(items, policy)
     if args.errors:
         show_errors(results, args.errors)
