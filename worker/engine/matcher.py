@@ -120,16 +120,25 @@ class Scanner:
         `window(pos)` gives the clause around a position; a match may run from its own clause into the
         next but no further, so a pattern cannot join words from unrelated sentences.
         """
-        spans: set[tuple[int, int]] = set()
+        alt_ids = scan.hits.get(set_id)
+        if not alt_ids:
+            return []  # the usual case: the set pass found none of this set's patterns
         entries = self._sets[set_id].entries
-        for alt_id in scan.hits.get(set_id, ()):
-            spans.update(_spans(entries[alt_id], text, scan, window))
-        return _non_overlapping(spans) if len(spans) > 1 else list(spans)
+        if len(alt_ids) == 1:
+            spans = _spans(entries[alt_ids[0]], text, scan, window)
+            return _non_overlapping(set(spans)) if len(spans) > 1 else spans
+        found: set[tuple[int, int]] = set()
+        for alt_id in alt_ids:
+            found.update(_spans(entries[alt_id], text, scan, window))
+        return _non_overlapping(found) if len(found) > 1 else list(found)
 
     def exists(self, set_id: int, text: str, scan: Scan, window: Window | None = None) -> bool:
         """Whether the pattern set matches anywhere."""
+        alt_ids = scan.hits.get(set_id)
+        if not alt_ids:
+            return False
         entries = self._sets[set_id].entries
-        return any(_spans(entries[alt_id], text, scan, window, first=True) for alt_id in scan.hits.get(set_id, ()))
+        return any(_spans(entries[alt_id], text, scan, window, first=True) for alt_id in alt_ids)
 
 
 def _spans(entry: _Entry, text: str, scan: Scan, window: Window | None,

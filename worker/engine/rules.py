@@ -75,16 +75,32 @@ def compile_condition(spec: Any, path: tuple[str | int, ...] = ()) -> Condition:
     return parts[0] if len(parts) == 1 else _all(parts)
 
 
+# Conditions run for every rule on every reply, so they are plain loops and direct comparisons rather
+# than generators and operator lookups.
+
+
 def _not(inner: Condition) -> Condition:
     return lambda facts: not inner(facts)
 
 
 def _all(subs: list[Condition]) -> Condition:
-    return lambda facts: all(s(facts) for s in subs)
+    def all_hold(facts: Facts) -> bool:
+        for sub in subs:  # noqa: SIM110 (a loop, not all() over a generator: see above)
+            if not sub(facts):
+                return False
+        return True
+
+    return all_hold
 
 
 def _any(subs: list[Condition]) -> Condition:
-    return lambda facts: any(s(facts) for s in subs)
+    def any_holds(facts: Facts) -> bool:
+        for sub in subs:  # noqa: SIM110
+            if sub(facts):
+                return True
+        return False
+
+    return any_holds
 
 
 def _compare(field: str, value: Any, path: tuple[str | int, ...]) -> Condition:
@@ -100,6 +116,8 @@ def _compare(field: str, value: Any, path: tuple[str | int, ...]) -> Condition:
     fn = _OPS[str(op)]
     if field == "tags" and op == "eq":
         fn = _OPS["contains"]
+    elif op == "eq":  # the common case; facts hold plain values, whose == gives a bool
+        return lambda facts: bool(facts.get(field) == operand)
     return lambda facts: bool(fn(facts.get(field), operand))
 
 

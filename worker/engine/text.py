@@ -16,6 +16,7 @@ import itertools
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html.entities import name2codepoint
 from html.parser import HTMLParser
 
@@ -29,7 +30,11 @@ _FOLD = str.maketrans({
     "\u2013": "-", "\u2014": "-",
 })
 
+# Most texts hold none of those characters; finding that out is far cheaper than `translate`.
+_FOLDABLE = re.compile("[" + re.escape("".join(map(chr, _FOLD))) + "]")
+
 _WHITESPACE_TO_SPACE = str.maketrans("\n\r\t", "   ")  # HTML source line breaks are not visible breaks
+_NOT_NEWLINE = re.compile(r"[^\n]")
 _QUOTED_LINE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
 # A phrase in double quotes inside one line: the agent citing someone else's words.
 _QUOTED_PHRASE = re.compile(r'"[^"\n]{1,300}"')
@@ -44,7 +49,8 @@ _MAIL_PARSER_MAX_LINES = 300
 _REPLY_HEADER = re.compile(
     r"^[ \t]*(?:on\b[^\n]{0,200}\bwrote:|from:[^\n]*\n[ \t]*(?:sent|date):|-{3,}\s*original message)",
     re.IGNORECASE | re.MULTILINE)
-_SENTENCE_END = re.compile(r"[.!?]+(?=[\s\"')\]]|$)|\n\s*\n|\n(?=\s*(?:[-*\u2022]|\d+[.)])\s)|\n")
+# Every alternative starts with one of [.!?\n]; the leading lookahead lets `re` skip other positions fast.
+_SENTENCE_END = re.compile(r"(?=[.!?\n])(?:[.!?]+(?=[\s\"')\]]|$)|\n\s*\n|\n(?=\s*(?:[-*\u2022]|\d+[.)])\s)|\n)")
 
 _BLOCK_TAGS = frozenset({
     "p", "br", "div", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
@@ -112,7 +118,8 @@ def prepare(body: str, fmt: str = "text") -> Prepared:
         text, starts, ends = _html_to_text(body)
     else:
         text, starts, ends = body, None, None
-    text = text.translate(_FOLD)
+    if _FOLDABLE.search(text):
+        text = text.translate(_FOLD)
     text = _blank(text, _QUOTED_LINE)
     text = _cut_quoted_reply_and_signature(text)
     text = _blank(text, _QUOTED_PHRASE)
@@ -127,7 +134,7 @@ def _blank(text: str, pattern: re.Pattern[str]) -> str:
 
 
 def _spaces(s: str) -> str:
-    return "".join("\n" if c == "\n" else " " for c in s)
+    return _NOT_NEWLINE.sub(" ", s)
 
 
 def _cut_quoted_reply_and_signature(text: str) -> str:
@@ -140,7 +147,7 @@ def _cut_quoted_reply_and_signature(text: str) -> str:
         return text
     if len(text) > _MAIL_PARSER_MAX_CHARS or text.count("\n") > _MAIL_PARSER_MAX_LINES:
         return _cut_at_reply_header(text)  # the library's regexes are super-linear on huge inputs
-    message = EmailMessage(text=text, languages=["en"], keep_hyphen_lists=True).read()
+    message = EmailMessage(text=text, languages=["en"], keep_hyphen_lists=True, **_mail_patterns()).read()
     if not message.replies:
         return text
     normalised = message.text
@@ -156,6 +163,15 @@ def _cut_quoted_reply_and_signature(text: str) -> str:
         return text  # never blank the opening line: a one-line reply is all reply
     offset = sum(len(line) + 1 for line in lines[:line_no])
     return text[:offset] + _spaces(text[offset:])
+
+
+@lru_cache(maxsize=1)
+def _mail_patterns() -> dict[str, re.Pattern[str]]:
+    """The library's three patterns, built once: it rebuilds them for every message it is given, and they
+    depend only on the options, which are the same for every message here."""
+    model = EmailMessage(text="", languages=["en"], keep_hyphen_lists=True)
+    return {"_header_regex": model.HEADER_REGEX, "_disclaimers_regex": model.DISCLAIMERS_REGEX,
+            "_signature_regex": model.SIGNATURE_REGEX}
 
 
 def _cut_at_reply_header(text: str) -> str:

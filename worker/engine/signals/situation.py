@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
 from worker.engine.lexicon import CUED_KINDS, Lexicon
+from worker.engine.signals.sentiment import analyzer, compound
 from worker.engine.text import Prepared
 
 _OTHER_WEIGHT = 0.3  # a question alone says little when a failure is also mentioned
@@ -36,14 +35,9 @@ class CustomerReading:
 
 
 @lru_cache(maxsize=1)
-def _analyzer() -> SentimentIntensityAnalyzer:
-    return SentimentIntensityAnalyzer()
-
-
-@lru_cache(maxsize=1)
 def _negative_vocabulary() -> frozenset[str]:
     """Words VADER scores below zero, plus the negators that can turn a positive word negative."""
-    lexicon = _analyzer().lexicon
+    lexicon = analyzer().lexicon
     return frozenset(w for w, v in lexicon.items() if float(v) < 0) | {"not", "no", "never", "nor", "none"}
 
 
@@ -53,7 +47,7 @@ def _compound(sample: str) -> float:
     vocabulary = _negative_vocabulary()
     if not any(w in vocabulary or w.endswith("n't") for w in words):
         return 0.0
-    return float(_analyzer().polarity_scores(sample)["compound"])
+    return compound(sample)
 
 
 def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
