@@ -132,3 +132,14 @@ def test_frustration_rises_with_anger(policy: Policy) -> None:
     angry = judge(policy, "Thanks.", "THIS IS THE THIRD TIME I'M ASKING!!! Absolutely unacceptable, "
                                      "worst service ever.").context.frustration
     assert 0.0 <= calm < 0.3 < 0.7 <= angry <= 1.0
+
+
+@pytest.mark.parametrize("said", [
+    "I dont like this at all.",  # a negator typed without its apostrophe
+    "Nothing good about this update.",
+    "I cant say I'm happy with the new plan.",
+])
+def test_frustration_reads_negated_praise(policy: Policy, said: str) -> None:
+    """VADER turns negated praise negative; no word in these is negative on its own."""
+    neutral = judge(policy, "Thanks.", "I have a question about the new plan.").context.frustration
+    assert judge(policy, "Thanks.", said).context.frustration > neutral

@@ -28,6 +28,10 @@ from re2 import _re2
 
 Window = Callable[[int], tuple[int, int]]
 _CHUNK = 8_000  # longer texts go through the set in line-aligned pieces, keeping its automaton small
+# Patterns per RE2 set. RE2 builds a set's automaton lazily within a memory budget; past a few hundred of
+# our patterns it no longer fits and is rebuilt over and over (a pass took 1 ms instead of 16 us, silently).
+# A lexicon that grows gets more sets, each a cheap pass, instead of one that thrashes.
+_SET_PATTERNS = 160
 
 
 _UNANCHORED = _re2.RE2.Anchor.UNANCHORED
@@ -57,22 +61,33 @@ class PatternSet:
     entries: list[_Entry] = field(default_factory=list)
 
 
+class _Automaton:
+    """One RE2 set and, for each pattern in it, whose it is: (set id, pattern index)."""
+
+    def __init__(self, options: re2.Options) -> None:
+        self.set = re2.Set.SearchSet(options)
+        self.owners: list[tuple[int, int]] = []
+
+
 class Scanner:
-    """Holds one RE2 set of every pattern set's patterns; `scan` a text once, then `find` per set."""
+    """Holds every pattern set's patterns in a few RE2 sets; `scan` a text once, then `find` per set."""
 
     def __init__(self) -> None:
         self._sets: list[PatternSet] = []
-        self._owners: list[tuple[int, int]] = []  # RE2 set index -> (set id, pattern index)
+        self._automata: list[_Automaton] = []
         self._always: list[tuple[int, int]] = []  # patterns RE2 cannot hold at all: always run by `re`
         self._options = _options(case_sensitive=True)
         self._options_nocase = _options(case_sensitive=False)
-        self._set: re2.Set | None = None
         self._set_flags: int | None = None
+
+    @property
+    def patterns(self) -> int:
+        """How many patterns the RE2 sets hold."""
+        return sum(len(a.owners) for a in self._automata)
 
     def add(self, name: str, alternatives: Sequence[str], flags: int) -> int:
         """Register a pattern set; returns its id for `find`."""
-        if self._set is None:
-            self._set = re2.Set.SearchSet(self._options_for(flags))
+        if self._set_flags is None:
             self._set_flags = flags
         elif flags != self._set_flags:
             raise ValueError("all pattern sets of one scanner share their flags")
@@ -83,12 +98,15 @@ class Scanner:
             fast = _compile(_to_re2(source, flags), self._options_for(flags))
             pset.entries.append(_Entry(python, fast))
             superset = _to_re2(source if fast is not None else _strip_lookarounds(source), flags, loose=True)
+            if not self._automata or len(self._automata[-1].owners) >= _SET_PATTERNS:
+                self._automata.append(_Automaton(self._options_for(flags)))
+            automaton = self._automata[-1]
             try:
-                self._set.Add(superset)
+                automaton.set.Add(superset)
             except re2.error:
                 self._always.append((set_id, alt_id))
             else:
-                self._owners.append((set_id, alt_id))
+                automaton.owners.append((set_id, alt_id))
         self._sets.append(pset)
         return set_id
 
@@ -96,17 +114,19 @@ class Scanner:
         return self._options_nocase if flags & re.IGNORECASE else self._options
 
     def build(self) -> None:
-        if self._set is not None and self._owners:
-            self._set.Compile()
+        self._automata = [a for a in self._automata if a.owners]
+        for automaton in self._automata:
+            automaton.set.Compile()
 
     def scan(self, text: str) -> Scan:
-        """Which patterns match somewhere in `text` (one pass per piece of the text)."""
+        """Which patterns match somewhere in `text` (one pass per RE2 set and piece of the text)."""
         hits: dict[int, list[int]] = {}
         data = text.encode("utf-8", "surrogatepass")
-        if self._set is not None and self._owners:
-            for piece in _pieces(data):
-                for index in self._set.Match(piece) or ():
-                    set_id, alt_id = self._owners[index]
+        pieces = _pieces(data)
+        for automaton in self._automata:
+            for piece in pieces:
+                for index in automaton.set.Match(piece) or ():
+                    set_id, alt_id = automaton.owners[index]
                     alts = hits.setdefault(set_id, [])
                     if alt_id not in alts:
                         alts.append(alt_id)

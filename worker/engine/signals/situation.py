@@ -10,17 +10,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from worker.engine.lexicon import CUED_KINDS, Lexicon
-from worker.engine.signals.sentiment import analyzer, compound
+from worker.engine.signals.sentiment import compound as sentiment_compound
 from worker.engine.text import Prepared
 
 _OTHER_WEIGHT = 0.3  # a question alone says little when a failure is also mentioned
 _MAX_SENTIMENT_CHARS = 400  # VADER is linear in words; the opening and the close carry the mood
 _UPPER_WORD = re.compile(r"\b[A-Z]{3,}\b")
 _WORDS = re.compile(r"\b[A-Za-z]{2,}\b")
-_TOKENS = re.compile(r"[a-z']+|[:;=][-']?[()/\\|dp]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,22 +30,6 @@ class CustomerReading:
     legal_risk: bool
     frustration: float
     closing: bool = False  # "ok thanks, all sorted": the customer has closed the matter
-
-
-@lru_cache(maxsize=1)
-def _negative_vocabulary() -> frozenset[str]:
-    """Words VADER scores below zero, plus the negators that can turn a positive word negative."""
-    lexicon = analyzer().lexicon
-    return frozenset(w for w, v in lexicon.items() if float(v) < 0) | {"not", "no", "never", "nor", "none"}
-
-
-def _compound(sample: str) -> float:
-    """VADER's compound score; skipped (0.0 is all it could add here) when nothing in the text is negative."""
-    words = _TOKENS.findall(sample.lower())
-    vocabulary = _negative_vocabulary()
-    if not any(w in vocabulary or w.endswith("n't") for w in words):
-        return 0.0
-    return compound(sample)
 
 
 def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
@@ -84,7 +66,7 @@ def _frustration(doc: Prepared, lex: Lexicon) -> float:
         return 0.0
     if len(sample) > _MAX_SENTIMENT_CHARS:
         sample = sample[:_MAX_SENTIMENT_CHARS // 2] + " " + sample[-_MAX_SENTIMENT_CHARS // 2:]
-    compound = _compound(sample)
+    compound = sentiment_compound(sample)
     negativity = max(0.0, -compound)
     cues = min(4, len(lex.find("frustration_cues", doc)))
     words = len(_WORDS.findall(sample))
