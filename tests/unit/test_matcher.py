@@ -18,10 +18,13 @@ PATTERNS = [
     r"[!?]{2,}",
     r"\bregret\b(?!\s+(?:nothing|it\b))",  # a lookahead: RE2 cannot run it, `re` does
     r"(?<![\w-])caf[eé]\s+\w+",
+    # Lookarounds after a leading alternation: `re` runs only where RE2 finds the pattern without them.
+    r"(?:^|[.!?]\s*|\bplease\s+)(?:try|read)\b(?!\s+it\b)",
+    r"\b(?:our|my)\s+(?!mistake\b)(?<=\bour\s)\w+",
 ]
 WORDS = ["sorry", "our", "my", "mistake", "error", "fault", "i", "we", "really", "understand", "see", "how",
          "why", "you", "should", "have", "read", "it", "!!", "?", "the", "Sorry", "OUR", "Mistake", "regret",
-         "nothing", "café", "Zoë", "naïve", "😀", "—", "cafe"]
+         "nothing", "café", "Zoë", "naïve", "😀", "—", "cafe", "please", "try", ".", "Try"]
 
 
 def _scanner() -> tuple[Scanner, int]:

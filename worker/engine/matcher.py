@@ -51,6 +51,8 @@ class Scan:
 class _Entry:
     python: re.Pattern[str]
     fast: Any  # the same pattern compiled by RE2 (`_re2.RE2`), when RE2 can express it
+    # When it cannot (lookarounds): the pattern without them, by RE2, to find where `python` may match.
+    candidates: Any = None
 
 
 @dataclass
@@ -96,7 +98,9 @@ class Scanner:
         for alt_id, source in enumerate(alternatives):
             python = re.compile(source, flags)
             fast = _compile(_to_re2(source, flags), self._options_for(flags))
-            pset.entries.append(_Entry(python, fast))
+            candidates = (None if fast is not None
+                          else _compile(_to_re2(_strip_lookarounds(source), flags), self._options_for(flags)))
+            pset.entries.append(_Entry(python, fast, candidates))
             superset = _to_re2(source if fast is not None else _strip_lookarounds(source), flags, loose=True)
             if not self._automata or len(self._automata[-1].owners) >= _SET_PATTERNS:
                 self._automata.append(_Automaton(self._options_for(flags)))
@@ -163,8 +167,7 @@ class Scanner:
 
 def _spans(entry: _Entry, text: str, scan: Scan, window: Window | None,
            *, first: bool = False) -> list[tuple[int, int]]:
-    matches = _re2_spans(entry.fast, scan) if entry.fast is not None else (
-        m.span() for m in entry.python.finditer(text))
+    matches = _re2_spans(entry.fast, scan) if entry.fast is not None else _python_spans(entry, text, scan)
     out: list[tuple[int, int]] = []
     for start, end in matches:
         if end <= start:
@@ -191,6 +194,34 @@ def _re2_spans(regexp: Any, scan: Scan) -> Iterator[tuple[int, int]]:
         else:
             yield _chars(data, start), _chars(data, end)
         pos = end if end > start else end + 1
+        while 0 < pos < size and data[pos] & 0xC0 == 0x80:  # never resume inside a UTF-8 sequence
+            pos += 1
+
+
+def _python_spans(entry: _Entry, text: str, scan: Scan) -> Iterator[tuple[int, int]]:
+    """`re.finditer`'s non-empty matches of a pattern RE2 cannot express, tried only where RE2 finds its
+    lookaround-free superset.
+
+    Dropping lookarounds only removes conditions, so wherever the pattern matches, the superset matches
+    starting at the same place: no position RE2 skips can start a match. Running `re` over the whole text
+    instead cost more than every other pattern together (these patterns begin with alternatives `re`
+    cannot skip ahead on).
+    """
+    if entry.candidates is None:
+        yield from (m.span() for m in entry.python.finditer(text))
+        return
+    data, pos, size = scan.data, 0, len(scan.data)
+    while pos <= size:
+        begin = entry.candidates.Match(_UNANCHORED, data, pos, size)[0][0]
+        if begin < 0:
+            return
+        start = begin if scan.ascii else _chars(data, begin)
+        m = entry.python.match(text, start)
+        if m is not None and m.end() > start:
+            yield start, m.end()
+            pos = m.end() if scan.ascii else len(text[:m.end()].encode("utf-8", "surrogatepass"))
+        else:
+            pos = begin + 1
         while 0 < pos < size and data[pos] & 0xC0 == 0x80:  # never resume inside a UTF-8 sequence
             pos += 1
 
