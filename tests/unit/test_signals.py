@@ -147,6 +147,9 @@ def test_reply_signals(policy: Policy, signal: str, reply: str, expected: bool) 
     ("Why am I being charged £12 a month?", "billing"),
     ("Nearly one month and my passport still isn't back.", "delay"),
     ("My stroller arrived three weeks late, so I'm doing a chargeback.", "delay"),
+    ("Ordered the oat latte, got a regular one.", "defect"),
+    ("The cleaner wouldn't leave when I asked.", "staff_conduct"),
+    ("My card keeps getting declined at checkout.", "billing"),
 ])
 def test_incident(policy: Policy, said: str, incident: str) -> None:
     assert judge(policy, "Thanks for your message.", said).context.incident == incident
@@ -163,6 +166,7 @@ def test_incident(policy: Policy, said: str, incident: str) -> None:
     ("We'll be seeking to recover the costs from you.", True),
     ("I slipped on the wet floor and have a bruise the size of a plum.", True),
     ("Can I park at Elm Court on Sundays?", False),
+    ("The door swung back and I banged my knee.", True),
 ])
 def test_legal_risk(policy: Policy, said: str, legal: bool) -> None:
     assert judge(policy, "Thanks.", said).context.legal_risk is legal
