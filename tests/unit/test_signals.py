@@ -38,6 +38,14 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("No need to apologise! Your refund is on its way.", "none", 0),
     ("You don't need to be sorry at all.", "none", 0),
     ("Unfortunately we can't refund opened items, I'm afraid.", "none", 0),
+    # A pronoun pointing back at a failure named earlier in the sentence; a sign-off; a closure notice;
+    # someone else's apology, reported; where it happened names nothing.
+    ("Our courier left it at the wrong flat, and I apologise for that.", "specific", 1),
+    ("Sorry about that!", "generic", 1),
+    ("Your refund is done. Jo -- Sent from my iPad, sorry for the brevity", "none", 0),
+    ("Thanks! Our desk is closed from 1 to 3 January. We apologise for any inconvenience.", "none", 0),
+    ("Your manager spoke to the driver. She'll apologise when she next delivers.", "none", 0),
+    ("We're sorry to hear about your visit to our Bristol store.", "generic", 1),
     ('You said "sorry isn\'t good enough" and I hear you.', "none", 0),
 ])
 def test_apology_kind_and_count(policy: Policy, reply: str, kind: str, count: int) -> None:
@@ -50,6 +58,8 @@ def test_apology_kind_and_count(policy: Policy, reply: str, kind: str, count: in
     ("I'm sorry we sent the wrong size.", "You sent the wrong size.", "responsibility"),
     ("Sorry for the inconvenience.", None, "empathy"),
     ("Sorry for the delay on our side.", None, "responsibility"),
+    ("Sorry for the slow reply, Priya.", None, "responsibility"),
+    ("Sorry about this. Our billing system overcharged you for March.", None, "responsibility"),
     ("I'm sorry the storm delayed your parcel; the courier resumes tomorrow.", "Storm delayed my parcel",
      "empathy"),
 ])
@@ -90,6 +100,19 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("empathy", "Unfortunately that ticket isn't valid on peak trains.", False),
     ("solution", "You can change it in the app: Settings > Account > Email.", True),
     ("solution", "We'll be in touch once the engineer's report is back.", False),
+    ("solution", "Our technician, Sam, will call you tomorrow morning.", True),
+    ("solution", "What I can do is move your booking to Friday at no charge.", True),
+    ("solution", "Use code WINTER10 at checkout.", True),
+    ("solution", "Our returns team has opened case RT-1182.", True),
+    ("solution", "I'll make sure Priya sees this, she'll be thrilled!", False),
+    ("empathy", "I can imagine how unsettling that was.", True),
+    ("empathy", "That's an exhausting way to start the week.", True),
+    ("empathy", "Please don't feel silly, it happens a lot.", True),
+    ("empathy", "That's not how we want anyone treated.", True),
+    ("blame", "You must have ticked the express box at checkout.", True),
+    ("blame", "Delivery times are set by the carrier, so it's not something we can take responsibility for.", True),
+    ("liability_admission", "We let you down on this one.", True),
+    ("liability_admission", "The price in my previous email was wrong.", True),
 ])
 def test_reply_signals(policy: Policy, signal: str, reply: str, expected: bool) -> None:
     assert getattr(judge(policy, reply).signals, signal) is expected
@@ -110,6 +133,23 @@ def test_reply_signals(policy: Policy, signal: str, reply: str, expected: bool) 
     ("Thanks, but the refund still hasn't come through.", "billing"),
     ("Your app listed the satay bowl as nut-free and my son reacted to it.", "misinformation"),
     ("The seller sent me a fake and won't answer my messages.", "beyond_control"),
+    ("@brand thanks for sorting my exchange so quickly!", "none"),
+    ("Just confirming the replacement arrived this morning. Thanks", "none"),
+    ("The shelf bracket came bent, can I get a new one?", "defect"),
+    ("My boarding pass wouldn't scan at the gate.", "defect"),
+    ("The waiter shouted at me in front of a room full of guests.", "staff_conduct"),
+    ("A steward pushed my son out of the way.", "staff_conduct"),
+    ("I left the shop in tears after what your assistant said to me: \"you people never read\".", "staff_conduct"),
+    ("I've ordered the wrong size, can you swap it?", "beyond_control"),
+    ("Roadworks on our street cut the phone line.", "beyond_control"),
+    ("I asked for my certificate on 2 May and again on 19 May.", "delay"),
+    ("Please stop sending me texts.", "other"),
+    ("Why am I being charged £12 a month?", "billing"),
+    ("Nearly one month and my passport still isn't back.", "delay"),
+    ("My stroller arrived three weeks late, so I'm doing a chargeback.", "delay"),
+    ("Ordered the oat latte, got a regular one.", "defect"),
+    ("The cleaner wouldn't leave when I asked.", "staff_conduct"),
+    ("My card keeps getting declined at checkout.", "billing"),
 ])
 def test_incident(policy: Policy, said: str, incident: str) -> None:
     assert judge(policy, "Thanks for your message.", said).context.incident == incident
@@ -122,6 +162,11 @@ def test_incident(policy: Policy, said: str, incident: str) -> None:
     ("The kettle burned my hand.", True),
     ("This should be illegal, honestly.", False),
     ("Highway robbery, these prices.", False),
+    ("I'll be taking this to the adjudicator.", True),
+    ("We'll be seeking to recover the costs from you.", True),
+    ("I slipped on the wet floor and have a bruise the size of a plum.", True),
+    ("Can I park at Elm Court on Sundays?", False),
+    ("The door swung back and I banged my knee.", True),
 ])
 def test_legal_risk(policy: Policy, said: str, legal: bool) -> None:
     assert judge(policy, "Thanks.", said).context.legal_risk is legal

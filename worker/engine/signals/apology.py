@@ -29,6 +29,17 @@ _REFUSAL = re.compile(
 _SELF_BLAME = re.compile(r"my\s+bad|mea\s+culpa")
 _VOCATIVE = re.compile(r"\s*,?\s*(?:[A-Z][a-z]+|@\w+)(?:\s+[A-Z][a-z]+)?\s*(?=[,!.:;]|\s+[^\w\s])")
 _LATE_COMMA = re.compile(r"(?<=\w)[^\w\n]*,")
+# "Sent from my phone, sorry for any typos": a sign-off about the message itself, not an apology to the customer.
+_SIGN_OFF = re.compile(r"\bsent\s+from\s+my\s+\w+", re.IGNORECASE)
+# "Our office is closed from 24 to 28 December. We apologise for any inconvenience": a notice to everyone.
+_CLOSED_NOTICE = re.compile(r"\b(?:is|are|will\s+be)\s+closed\s+(?:from|between|over\s+the|for\s+the)\b", re.IGNORECASE)
+# "My colleague gave you the wrong information, and I apologise for that": a pronoun object points back at a
+# failure named earlier in the same sentence.
+_NAMED_BEFORE = re.compile(
+    r"\b(?:wrong|incorrect|inaccurate|mistake|mistaken|error|late|delayed|missed|forgot|forgotten|broken|damaged|"
+    r"double-charged|overcharged|charged\s+twice|lost|rude|failed|didn't\s+turn\s+up|never\s+arrived)\b",
+    re.IGNORECASE)
+_PRONOUN_OBJECT = re.compile(r"^\W*(?:(?:for|about)\s+)?(?:that|this|it)\W*$", re.IGNORECASE)
 _OPENERS = re.compile(r"^\W*(?:(?:oh|oops|ah|um|hmm|hi|hey|hello|and|but|so)\b\W*){0,2}(?:\w+\W*)?$", re.I)
 
 
@@ -75,6 +86,8 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
         s_start, s_end = doc.sentence(start)
         if _negated(text, start, stop, s_start, s_end, lex):
             continue
+        if _SIGN_OFF.search(text, max(s_start, start - 40), min(s_end, stop + 40)):
+            continue
         cue = text[start:stop].lower()
         obj = _object(text, stop, s_end, lex)
         if _is_pardon(text, start, stop, s_start, s_end, obj, lex):
@@ -87,8 +100,11 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
         # "Sorry, the Aria only comes in grey": a sorry that softens a refusal or a limit names no failure.
         softener = obj.lstrip().startswith(",") and bool(_REFUSAL.search(obj)) and not own
         content = [] if bad_news or softener else [w for w in words if _stem(w) not in lex.generic_words]
+        named = bool(content) or bool(_PRONOUN_OBJECT.match(obj) and _NAMED_BEFORE.search(text, s_start, start))
+        if not named and _CLOSED_NOTICE.search(text, max(0, start - 80), start):
+            continue
         end = stop + len(obj.rstrip(" \t\n,.!?;:-\"'"))
-        found.append(ApologyExpression(start, max(end, stop), specific=bool(content), responsibility=own))
+        found.append(ApologyExpression(start, max(end, stop), specific=named, responsibility=own))
     if not found:
         return ApologyReading("none", None, ())
     kind = "specific" if any(e.specific for e in found) else "generic"
