@@ -78,6 +78,7 @@ class Lexicon:
     empathy_negated_within: re.Pattern[str]
     solution_excluded: re.Pattern[str]
     closing: re.Pattern[str]
+    closing_unless: re.Pattern[str]
 
     def _hits(self, side: int, doc: Prepared) -> Scan:
         key = "scan.customer" if side else "scan.reply"
@@ -144,6 +145,7 @@ def compile_lexicon(data: Mapping[str, Any]) -> Lexicon:
         empathy_negated_within=pat("empathy.negated_within"),
         solution_excluded=pat("solution.excluded"),
         closing=pat("incident.closing"),
+        closing_unless=pat("incident.closing.unless"),
     )
 
 

@@ -34,7 +34,7 @@ class CustomerReading:
 
 def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
     """Which incident kinds this message mentions (each once, by its strongest cue), and how it feels."""
-    if lex.closing.search(doc.text):
+    if lex.closing.search(doc.text) and not lex.closing_unless.search(doc.text):
         return CustomerReading(kind_scores=(), trouble=False, legal_risk=lex.has("legal_risk", doc),
                                frustration=_frustration(doc, lex), closing=True)
     strong_hits: dict[str, bool] = {}
