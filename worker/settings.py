@@ -75,7 +75,7 @@ class Settings(BaseSettings):
 
     # The worker.
     worker_concurrency: int | None = Field(default=None, ge=1)
-    worker_prefetch_multiplier: int = Field(default=1, ge=1)
+    worker_prefetch_multiplier: int = Field(default=2, ge=1)
     task_soft_time_limit: int = Field(default=30, ge=1)
     task_time_limit: int = Field(default=60, ge=2)
     task_events: bool = True

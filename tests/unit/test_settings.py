@@ -122,4 +122,4 @@ def test_deliveries_have_their_own_queue_taken_first() -> None:
     assert conf.task_routes["apology.deliver"] == {"queue": DELIVERY_QUEUE}
     assert conf.task_routes["apology.backfill_chunk"] == {"queue": BACKFILL_QUEUE}
     assert conf.task_default_queue == QUEUE
-    assert conf.worker_prefetch_multiplier == 1
+    assert conf.worker_prefetch_multiplier == 2
