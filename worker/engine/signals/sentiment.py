@@ -5,7 +5,9 @@ negation and the idiom checks) and rebuilds the text one character at a time to 
 quadratic or per-character Python work on texts where a few words carry sentiment. Here the text is
 lower-cased once and the emoji pass is skipped for ASCII text (the emoji table has no ASCII key); every
 rule, constant and floating-point operation is the library's, in the library's order, so the score is the
-same to the last bit (tests/unit/test_sentiment.py compares the two).
+same to the last bit (tests/unit/test_sentiment.py compares the two). The dependency is pinned to the
+release this reproduces (3.3.2); on an upgrade that test says whether the rules changed. Upstream knows its
+scorer is slow (cjhutto/vaderSentiment#110, open); this module goes when a release fixes it.
 """
 
 from __future__ import annotations
