@@ -82,11 +82,6 @@ class Scanner:
         self._options_nocase = _options(case_sensitive=False)
         self._set_flags: int | None = None
 
-    @property
-    def patterns(self) -> int:
-        """How many patterns the RE2 sets hold."""
-        return sum(len(a.owners) for a in self._automata)
-
     def add(self, name: str, alternatives: Sequence[str], flags: int) -> int:
         """Register a pattern set; returns its id for `find`."""
         if self._set_flags is None:
@@ -148,9 +143,6 @@ class Scanner:
         if not alt_ids:
             return []  # the usual case: the set pass found none of this set's patterns
         entries = self._sets[set_id].entries
-        if len(alt_ids) == 1:
-            spans = _spans(entries[alt_ids[0]], text, scan, window)
-            return _non_overlapping(set(spans)) if len(spans) > 1 else spans
         found: set[tuple[int, int]] = set()
         for alt_id in alt_ids:
             found.update(_spans(entries[alt_id], text, scan, window))
@@ -193,9 +185,7 @@ def _re2_spans(regexp: Any, scan: Scan) -> Iterator[tuple[int, int]]:
             yield start, end
         else:
             yield _chars(data, start), _chars(data, end)
-        pos = end if end > start else end + 1
-        while 0 < pos < size and data[pos] & 0xC0 == 0x80:  # never resume inside a UTF-8 sequence
-            pos += 1
+        pos = _char_start(data, end if end > start else end + 1)
 
 
 def _python_spans(entry: _Entry, text: str, scan: Scan) -> Iterator[tuple[int, int]]:
@@ -221,9 +211,14 @@ def _python_spans(entry: _Entry, text: str, scan: Scan) -> Iterator[tuple[int, i
             yield start, m.end()
             pos = m.end() if scan.ascii else len(text[:m.end()].encode("utf-8", "surrogatepass"))
         else:
-            pos = begin + 1
-        while 0 < pos < size and data[pos] & 0xC0 == 0x80:  # never resume inside a UTF-8 sequence
-            pos += 1
+            pos = _char_start(data, begin + 1)
+
+
+def _char_start(data: bytes, pos: int) -> int:
+    """`pos`, or the next offset that starts a character: a search never resumes inside a UTF-8 sequence."""
+    while 0 < pos < len(data) and data[pos] & 0xC0 == 0x80:
+        pos += 1
+    return pos
 
 
 def _chars(data: bytes, offset: int) -> int:
