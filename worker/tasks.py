@@ -24,7 +24,7 @@ log = logs.get_logger("worker.tasks")
 @cache
 def _deps() -> pipeline.Deps:
     # Built once per pool process, after the fork (sockets are not shared across it).
-    return bootstrap.deps(settings, lambda job: deliver.apply_async(args=[job], **bootstrap.delivery_options(job)))
+    return bootstrap.deps(settings, lambda job: bootstrap.send_delivery(job, app))
 
 
 @signals.worker_process_init.connect
