@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,33 @@ def test_live_events_overtake_a_queued_backfill(tmp_path: Path) -> None:
             wait_until(lambda: broker_idle(client), timeout=60, what="worker idle")
         producer.close()
     assert left_when_events_done[0] >= backlog - 10, left_when_events_done
+
+
+def test_task_events_reach_a_monitor_though_sent_in_batches(live: Live) -> None:
+    """Task events are held back briefly to go out together (worker.consumer): every one must still arrive,
+    including those of a burst too small to fill the dispatcher's buffer, which only the timer sends."""
+    seen: dict[str, set[str]] = {}
+
+    def on_event(event: dict[str, object]) -> None:
+        if isinstance(event.get("uuid"), str):
+            seen.setdefault(str(event["uuid"]), set()).add(str(event["type"]))
+
+    with live.producer.connection_for_read() as conn:
+        monitor = live.producer.events.Receiver(conn, handlers={"*": on_event})
+        thread = threading.Thread(target=monitor.capture, kwargs={"limit": None, "timeout": None}, daemon=True)
+        thread.start()
+        try:
+            # Pub/sub keeps nothing for a late subscriber: ping until the monitor hears one, so it listens.
+            probes: list[str] = []
+
+            def heard() -> bool:
+                probes.append(live.producer.send_task("apology.ping").id)
+                return any("task-succeeded" in seen.get(p, set()) for p in probes)
+
+            wait_until(heard, timeout=30, interval=0.2, what="the monitor hears task events")
+            burst = [live.producer.send_task("apology.ping").id for _ in range(4)]  # 12 events, < 24
+            wait_until(lambda: all({"task-received", "task-started", "task-succeeded"} <= seen.get(t, set())
+                                   for t in burst), timeout=30, what="every event of the burst")
+        finally:
+            monitor.should_stop = True
+            thread.join(timeout=10)
