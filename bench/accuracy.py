@@ -12,7 +12,6 @@ import argparse
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,21 +19,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from worker.corpus import Item, in_split, load_corpus  # noqa: E402 (load_corpus: for the other benches)
 from worker.engine import load_policy, review_reply  # noqa: E402
-from worker.engine.policy import Policy  # noqa: E402
+from worker.engine.policy import CONFIG_DIR, Policy  # noqa: E402
 from worker.engine.review import response_minutes  # noqa: E402
-from worker.models import TicketHistory, Verdict  # noqa: E402
+from worker.models import Verdict  # noqa: E402
 
 BINARY = ("liability_admission", "blame", "empathy", "solution", "prevention", "legal_risk")
 TARGETS = {"apology present": 0.97, "generic vs specific": 0.90, "liability_admission": 0.90,
            "blame": 0.85, "empathy": 0.90, "solution": 0.85, "incident accuracy": 0.80}
-
-
-@dataclass
-class Item:
-    id: str
-    history: TicketHistory
-    labels: dict[str, Any]
 
 
 @dataclass
@@ -59,14 +52,6 @@ class Counts:
         r = self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
         f = 2 * p * r / (p + r) if p + r else 0.0
         return p, r, f
-
-
-def load_corpus(folder: Path) -> Iterator[Item]:
-    for path in sorted(folder.glob("*.jsonl")):
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                data = json.loads(line)
-                yield Item(data.get("id", f"{path.name}:{n}"), TicketHistory.model_validate(data), data["labels"])
 
 
 def evaluate(items: list[Item], policy: Policy) -> tuple[dict[str, Any], list[tuple[Item, Verdict]]]:
@@ -174,11 +159,6 @@ def show_errors(results: list[tuple[Item, Verdict]], signal: str) -> None:
                 print(f"  customer: {cust[:300]}")
 
 
-def _in_split(item_id: str, split: str) -> bool:
-    digits = "".join(c for c in item_id.rsplit("-", 1)[-1] if c.isdigit())
-    return (int(digits or 0) % 2 == 1) == (split == "dev")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", default=str(ROOT / "tests" / "corpus"))
@@ -189,7 +169,7 @@ def main() -> int:
                          "scores only); see tests/corpus/holdout3/README.md")
     args = ap.parse_args()
     policy = load_policy(args.policy)
-    items = [item for item in load_corpus(Path(args.corpus)) if args.split is None or _in_split(item.id, args.split)]
+    items = [item for item in load_corpus(Path(args.corpus)) if args.split is None or in_split(item.id, args.split)]
     if args.errors and args.split == "test":
         ap.error("--errors on the test split would make it a tuning set")
     summary, results = evaluate(items, policy)
@@ -197,7 +177,21 @@ def main() -> int:
         show_errors(results, args.errors)
         return 0
     report(summary, policy)
+    print(_in_sample_note(Path(args.corpus), args.split))
     return 0
+
+
+def _in_sample_note(corpus: Path, split: str | None) -> str:
+    """Whether the shipped incident model was fitted to what was just scored (then its incident figure
+    is in-sample and says nothing about unseen text)."""
+    model = json.loads((CONFIG_DIR / "incident-model.json").read_text(encoding="utf-8"))
+    here = corpus.resolve()
+    for source in model.get("trained_on", []):
+        path, _, half = source.partition(" (")
+        if (ROOT / path).resolve() == here and (not half or split != "test"):
+            return ("note: the incident model was trained on this corpus" + (" (its dev half)" if half else "")
+                    + ": the incident figure is in-sample; held-out sets give the honest one")
+    return "incident model: not trained on this corpus (the incident figure is out-of-sample)"
 
 
 if __name__ == "__main__":

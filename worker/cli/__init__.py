@@ -10,6 +10,7 @@ from worker.cli import (
     backfill_cmd,
     dead_letters_cmd,
     enqueue_cmd,
+    incidents_cmd,
     policy_cmd,
     reconcile_cmd,
     report_cmd,
@@ -20,7 +21,7 @@ from worker.cli import (
 from worker.errors import ApologyWorkerError
 
 COMMANDS = [review_cmd, policy_cmd, schema_cmd, report_cmd, enqueue_cmd, dead_letters_cmd, backfill_cmd, serve_cmd,
-            reconcile_cmd]
+            reconcile_cmd, incidents_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from worker.engine.matcher import Scan, Scanner
+from worker.engine.signals.incident_model import IncidentModel
 
 if TYPE_CHECKING:
     from worker.engine.text import Prepared
@@ -79,6 +80,7 @@ class Lexicon:
     solution_excluded: re.Pattern[str]
     closing: re.Pattern[str]
     closing_unless: re.Pattern[str]
+    incident_model: IncidentModel | None = None  # `incident.model`: the statistical second opinion
 
     def _hits(self, side: int, doc: Prepared) -> Scan:
         key = "scan.customer" if side else "scan.reply"
@@ -111,8 +113,9 @@ def merge(base: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str,
     return out
 
 
-def compile_lexicon(data: Mapping[str, Any]) -> Lexicon:
-    """Compile lexicon data; raises LexiconError naming the entry that does not compile."""
+def compile_lexicon(data: Mapping[str, Any], incident_model: Mapping[str, Any] | None = None) -> Lexicon:
+    """Compile lexicon data (and the incident model its `incident.model` names, already read);
+    raises LexiconError naming the entry that does not compile."""
     macros = {str(k): str(v) for k, v in (data.get("macros") or {}).items()}
 
     def pat(path: str) -> re.Pattern[str]:
@@ -146,7 +149,17 @@ def compile_lexicon(data: Mapping[str, Any]) -> Lexicon:
         solution_excluded=pat("solution.excluded"),
         closing=pat("incident.closing"),
         closing_unless=pat("incident.closing.unless"),
+        incident_model=_incident_model(incident_model),
     )
+
+
+def _incident_model(data: Mapping[str, Any] | None) -> IncidentModel | None:
+    if data is None:
+        return None
+    try:
+        return IncidentModel.from_data(data)
+    except ValueError as exc:
+        raise LexiconError("incident.model", str(exc)) from None
 
 
 def _weak_list(data: Mapping[str, Any], path: str) -> list[Any]:

@@ -264,15 +264,17 @@ def load_policy(name_or_path: str | os.PathLike[str] | None = None) -> Policy:
         merged = _extend(merged, child)
     base_lexicon, _ = _read_yaml(LEXICON_FILE)
     lexicon_data = merge(base_lexicon, merged.lexicon)
+    model_data, model_hash = _read_incident_model(lexicon_data, path, lines)
     try:
-        lexicon = compile_lexicon(lexicon_data)
+        lexicon = compile_lexicon(lexicon_data, model_data)
     except LexiconError as exc:
         raise PolicyError(_where(path, lines, ("lexicon", *exc.path.split(".")), str(exc))) from exc
     rules = _compile_rules(merged.rules, path, lines, ("rules",))
     overrides = []
     for i, ov in enumerate(merged.overrides):
         overrides.append((ov.match, _override_profile(ov, merged, rules, path, lines, i)))
-    canonical = json.dumps({"policy": merged.model_dump(mode="json", by_alias=True), "lexicon": lexicon_data},
+    canonical = json.dumps({"policy": merged.model_dump(mode="json", by_alias=True), "lexicon": lexicon_data,
+                            **({"incident_model": model_hash} if model_hash else {})},
                            sort_keys=True, separators=(",", ":"))
     version = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
     return Policy(
@@ -361,6 +363,28 @@ def _where(path: Path, lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...
             line = lines[loc[:n]]
             break
     return f"{path}:{line}: {key}: {message}"
+
+
+def _read_incident_model(lexicon: Mapping[str, Any], path: Path, lines: Mapping[tuple[Any, ...], int],
+                         ) -> tuple[dict[str, Any] | None, str | None]:
+    """The incident model `incident.model` names (a JSON file, relative to the config directory), and the
+    hash of its bytes for the policy version; (None, None) when the lexicon names none (`model: null`)."""
+    incident = lexicon.get("incident")
+    name = incident.get("model") if isinstance(incident, Mapping) else None
+    if name is None:
+        return None, None
+    where = ("lexicon", "incident", "model")
+    if not isinstance(name, str) or not name:
+        raise PolicyError(_where(path, lines, where, "must be the name of a JSON model file, or null"))
+    file = Path(name) if Path(name).is_absolute() else CONFIG_DIR / name
+    try:
+        raw = file.read_bytes()
+        data = json.loads(raw)
+    except (OSError, ValueError) as exc:
+        raise PolicyError(_where(path, lines, where, f"{file}: cannot read the incident model: {exc}")) from None
+    if not isinstance(data, dict):
+        raise PolicyError(_where(path, lines, where, f"{file}: not an incident model (a JSON object)"))
+    return data, "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
 
 
 def _read_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:

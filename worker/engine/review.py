@@ -77,7 +77,7 @@ def read_reply(reply: Message, policy: Policy, response_minutes: float | None = 
 def read_context(earlier: Sequence[Message], policy: Policy, cache: CustomerCache | None = None,
                  ticket_id: str = "") -> Context:
     """The situation the reply answers, read from the customer's messages before it."""
-    customers = [m for m in earlier if m.role == "customer"][-MAX_CONTEXT_MESSAGES:]
+    customers = context_messages(earlier)
     readings = []
     for m in customers:
         key = (ticket_id, m.id)
@@ -87,9 +87,14 @@ def read_context(earlier: Sequence[Message], policy: Policy, cache: CustomerCach
             if cache is not None:
                 cache[key] = reading
         readings.append(reading)
-    incident, frustration, legal = combine(readings, CUED_KINDS)
+    incident, frustration, legal = combine(readings, CUED_KINDS, policy.lexicon.incident_model)
     return Context(incident=incident, frustration=frustration, legal_risk=legal,
                    customer_message_id=customers[-1].id if customers else None)
+
+
+def context_messages(earlier: Sequence[Message]) -> list[Message]:
+    """The customer's messages a reply is read against (the latest few), oldest first."""
+    return [m for m in earlier if m.role == "customer"][-MAX_CONTEXT_MESSAGES:]
 
 
 def response_minutes(reply: Message, earlier: Sequence[Message]) -> float | None:

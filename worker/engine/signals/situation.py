@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from worker.engine.lexicon import CUED_KINDS, Lexicon
+from worker.engine.signals.incident_model import Evidence, IncidentModel, features
 from worker.engine.signals.sentiment import compound as sentiment_compound
 from worker.engine.text import Prepared
 
@@ -30,13 +31,16 @@ class CustomerReading:
     legal_risk: bool
     frustration: float
     closing: bool = False  # "ok thanks, all sorted": the customer has closed the matter
+    incident_evidence: Evidence | None = None  # for the incident model, when the lexicon has one
 
 
 def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
     """Which incident kinds this message mentions (each once, by its strongest cue), and how it feels."""
+    evidence = lex.incident_model.evidence(features(doc.text)) if lex.incident_model is not None else None
     if lex.closing.search(doc.text) and not lex.closing_unless.search(doc.text):
         return CustomerReading(kind_scores=(), trouble=False, legal_risk=lex.has("legal_risk", doc),
-                               frustration=_frustration(doc, lex), closing=True)
+                               frustration=_frustration(doc, lex), closing=True,
+                               incident_evidence=evidence)
     strong_hits: dict[str, bool] = {}
     for kind in CUED_KINDS:
         if lex.has(f"incident.{kind}", doc):
@@ -57,6 +61,7 @@ def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
         trouble=lex.has("trouble", doc),
         legal_risk=lex.has("legal_risk", doc),
         frustration=_frustration(doc, lex),
+        incident_evidence=evidence,
     )
 
 
@@ -77,18 +82,30 @@ def _frustration(doc: Prepared, lex: Lexicon) -> float:
     return round(min(1.0, score), 2)
 
 
-def combine(readings: Sequence[CustomerReading], priority: Sequence[str]) -> tuple[str, float, bool]:
-    """Incident, frustration and legal risk of the customer's messages so far (newest last)."""
+def combine(readings: Sequence[CustomerReading], priority: Sequence[str],
+            model: IncidentModel | None = None) -> tuple[str, float, bool]:
+    """Incident, frustration and legal risk of the customer's messages so far (newest last); the
+    incident model, if any, overrules the cues' incident when it is confident of another."""
     if not readings:
         return "none", 0.0, False
+    incident, cued, frustration, legal = _combine(readings, priority)
+    if model is not None:
+        evidence = [r.incident_evidence for r in readings if r.incident_evidence is not None]
+        incident = model.overrule(incident, evidence, cued=cued)
+    return incident, frustration, legal
+
+
+def _combine(readings: Sequence[CustomerReading], priority: Sequence[str]) -> tuple[str, bool, float, bool]:
+    """Incident (and whether a strong cue named it), frustration, legal risk."""
     if readings[-1].closing:  # thanked and done: nothing left to resolve
-        return "none", readings[-1].frustration, any(r.legal_risk for r in readings)
+        return "none", False, readings[-1].frustration, any(r.legal_risk for r in readings)
     scores: dict[str, float] = {}
     for age, reading in enumerate(reversed(readings)):
         weight = 1.0 if age == 0 else 0.6
         for kind, score in reading.kind_scores:
             scores[kind] = scores.get(kind, 0.0) + weight * score
     failures = {k: v for k, v in scores.items() if k != "other"}
+    best = 0.0
     if failures:
         best = max(failures.values())
         incident = next(k for k in priority if failures.get(k) == best)
@@ -101,4 +118,4 @@ def combine(readings: Sequence[CustomerReading], priority: Sequence[str]) -> tup
     latest = readings[-1].frustration
     earlier = max((r.frustration for r in readings[:-1]), default=0.0)
     frustration = round(max(latest, 0.8 * earlier), 2)
-    return incident, frustration, any(r.legal_risk for r in readings)
+    return incident, best >= 1.0, frustration, any(r.legal_risk for r in readings)

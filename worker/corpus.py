@@ -1,0 +1,53 @@
+"""Labelled corpora (tests/corpus/README.md): conversations whose last message is an agent reply, with the
+labels a careful reviewer gave it. Read by `bench/accuracy.py` to score the engine and by
+`apology-worker incidents train` to fit the incident model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from worker.errors import ApologyWorkerError
+from worker.history import describe_validation_error
+from worker.models import TicketHistory
+
+
+class CorpusError(ApologyWorkerError):
+    """A labelled corpus line that cannot be used; the message names file and line."""
+
+
+@dataclass
+class Item:
+    id: str
+    history: TicketHistory
+    labels: dict[str, Any]
+
+
+def load_corpus(folder: Path) -> Iterator[Item]:
+    """Every item of the `*.jsonl` files directly in `folder` (or of `folder` itself, a file)."""
+    paths = [folder] if folder.is_file() else sorted(folder.glob("*.jsonl"))
+    for path in paths:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                yield Item(data.get("id", f"{path.name}:{n}"), TicketHistory.model_validate(data), data["labels"])
+            except json.JSONDecodeError as exc:
+                raise CorpusError(f"{path}:{n}: not valid JSON: {exc.msg}") from None
+            except ValidationError as exc:
+                raise CorpusError(f"{path}:{n}: {describe_validation_error(exc)}") from None
+            except (KeyError, TypeError, AttributeError):
+                raise CorpusError(f"{path}:{n}: an item needs a `labels` object") from None
+
+
+def in_split(item_id: str, split: str) -> bool:
+    """Held-out sets are split by the number in their ids: odd ones are `dev` (errors may be read to tune
+    the engine), even ones `test` (only ever scored)."""
+    digits = "".join(c for c in item_id.rsplit("-", 1)[-1] if c.isdigit())
+    return (int(digits or 0) % 2 == 1) == (split == "dev")
