@@ -115,6 +115,19 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("blame", "Delivery times are set by the carrier, so it's not something we can take responsibility for.", True),
     ("liability_admission", "We let you down on this one.", True),
     ("liability_admission", "The price in my previous email was wrong.", True),
+    ("liability_admission", "The error was ours, not yours.", True),
+    ("liability_admission", "It's the 12th; the 5th was a typo on our part.", True),
+    ("liability_admission", "The assistant should have told you that.", True),
+    ("liability_admission", "The courier should have left a card.", False),
+    ("blame", "If it's wrong, that's because the reading you gave us was wrong.", True),
+    ("blame", "Don't expect us to set it up for free.", True),
+    ("blame", "Meters don't just jump by themselves.", True),
+    ("prevention", "To stop this kind of regression reaching production, we added a replay test.", True),
+    ("prevention", "We added the cases to our checks, so a change like this can't ship again.", True),
+    ("prevention", "From today a second technician signs off every car.", True),
+    ("empathy", "I appreciate the pressure this has put on you and your team.", True),
+    ("empathy", "I understand this is a large and unexpected bill.", True),
+    ("empathy", "I understand this is your account number.", False),
 ])
 def test_reply_signals(policy: Policy, signal: str, reply: str, expected: bool) -> None:
     assert getattr(judge(policy, reply).signals, signal) is expected
@@ -177,6 +190,13 @@ def lexicon_only(policy: Policy) -> Policy:
     ("I slipped on the wet floor and have a bruise the size of a plum.", True),
     ("Can I park at Elm Court on Sundays?", False),
     ("The door swung back and I banged my knee.", True),
+    ("If it's not refunded by Friday I'm going to ComReg.", True),
+    ("I will report PayKo to the SEC and BSP.", True),
+    ("Will file in consumer forum.", True),
+    ("I'll take it to the TIO if I have to.", True),
+    ("Give me a sec, I'll find the order number.", False),
+    ("I'm coeliac and I've been sick all night.", True),
+    ("I'm sick of waiting for this refund.", False),
 ])
 def test_legal_risk(policy: Policy, said: str, legal: bool) -> None:
     assert judge(policy, "Thanks.", said).context.legal_risk is legal
