@@ -99,8 +99,8 @@ def train(examples: Iterable[tuple[Sequence[str], str]], *, alpha: float = 0.5, 
 
     Features seen in fewer than `min_count` conversations are dropped (names, order numbers); `alpha` is
     the additive smoothing. Every kind gets the same prior: how often each kind occurs in a labelled set
-    says how its author balanced it (the held-out sets' dev halves hold four kinds each), not how often
-    a team meets it; cross-validation scored the two alike. Deterministic: the same examples give the
+    says how its authors balanced it, not how often a team meets it; cross-validation scored the two
+    alike. Deterministic: the same examples give the
     same file.
     """
     counts: dict[str, dict[str, float]] = {}
