@@ -90,6 +90,17 @@ def test_a_policy_names_its_own_model_or_none(tmp_path: Path) -> None:
     assert load_policy(_policy(tmp_path, str(model_file))).version != load_policy(_policy(tmp_path, "null")).version
 
 
+def test_a_closed_matter_stays_closed_unless_the_model_is_certain(tmp_path: Path) -> None:
+    model_file = tmp_path / "flux.json"
+    model_file.write_text(json.dumps({**train(FLUX, min_count=1, min_features=1), "override_cued_at": 1.0}))
+    policy = load_policy(_policy(tmp_path, str(model_file)))
+    earlier = [Message(id="c1", role="customer", body="The flux capacitor hums and sparks."),
+               Message(id="a1", role="agent", body="Please try the reset button."),
+               Message(id="c2", role="customer", body="Thanks, that's all sorted now!")]
+    reply = Message(id="a2", role="agent", body="Glad to hear it!")
+    assert review_reply(reply, earlier, Ticket(id="t"), policy).context.incident == "none"
+
+
 def test_a_missing_model_file_fails_at_load_naming_file_line_and_key(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match=r"team\.yaml:5: lexicon\.incident\.model: .*nope\.json"):
         load_policy(_policy(tmp_path, "nope.json"))

@@ -96,9 +96,10 @@ def combine(readings: Sequence[CustomerReading], priority: Sequence[str],
 
 
 def _combine(readings: Sequence[CustomerReading], priority: Sequence[str]) -> tuple[str, bool, float, bool]:
-    """Incident (and whether a strong cue named it), frustration, legal risk."""
+    """Incident (and whether the lexicon read it firmly: a strong cue named it, or the customer closed the
+    matter), frustration, legal risk."""
     if readings[-1].closing:  # thanked and done: nothing left to resolve
-        return "none", False, readings[-1].frustration, any(r.legal_risk for r in readings)
+        return "none", True, readings[-1].frustration, any(r.legal_risk for r in readings)
     scores: dict[str, float] = {}
     for age, reading in enumerate(reversed(readings)):
         weight = 1.0 if age == 0 else 0.6
