@@ -9,6 +9,7 @@ import pytest
 
 from bench.accuracy import TARGETS, evaluate, load_corpus
 from tests.conftest import ROOT
+from worker.corpus import CorpusError
 from worker.engine import Policy
 
 CORPUS = ROOT / "tests" / "corpus"
@@ -40,3 +41,14 @@ def test_accuracy_target(summary: dict[str, object], name: str) -> None:
     counts = summary["counts"]
     value = summary[name] if name in summary else counts[name].prf()[2]  # type: ignore[index]
     assert value >= TARGETS[name], f"{name}: {value:.3f} < {TARGETS[name]}"
+
+
+def test_a_malformed_corpus_line_is_named_by_file_and_line(tmp_path: Path) -> None:
+    good = (CORPUS / "email.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    path = tmp_path / "team.jsonl"
+    path.write_text(good + "\n{not json\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"team\.jsonl:2: not valid JSON"):
+        list(load_corpus(path))
+    path.write_text(good + "\n" + json.dumps({"ticket": {"id": "t"}, "messages": []}) + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"team\.jsonl:2: "):
+        list(load_corpus(path))
