@@ -88,6 +88,7 @@ def test_a_policy_names_its_own_model_or_none(tmp_path: Path) -> None:
     assert _incident(_policy(tmp_path, "null"), words) != "defect"
     assert load_policy(_policy(tmp_path, "null")).lexicon.incident_model is None
     assert load_policy(_policy(tmp_path, str(model_file))).version != load_policy(_policy(tmp_path, "null")).version
+    assert _incident(_policy(tmp_path, "flux.json"), words) == "defect"  # beside the policy file
 
 
 def test_a_closed_matter_stays_closed_unless_the_model_is_certain(tmp_path: Path) -> None:

@@ -264,7 +264,9 @@ def load_policy(name_or_path: str | os.PathLike[str] | None = None) -> Policy:
         merged = _extend(merged, child)
     base_lexicon, _ = _read_yaml(LEXICON_FILE)
     lexicon_data = merge(base_lexicon, merged.lexicon)
-    model_data, model_hash = _read_incident_model(lexicon_data, path, lines)
+    own_model = isinstance(merged.lexicon.get("incident"), Mapping) and "model" in merged.lexicon["incident"]
+    model_data, model_hash = _read_incident_model(lexicon_data, path, lines,
+                                                  path.parent if own_model else CONFIG_DIR)
     try:
         lexicon = compile_lexicon(lexicon_data, model_data)
     except LexiconError as exc:
@@ -366,9 +368,10 @@ def _where(path: Path, lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...
 
 
 def _read_incident_model(lexicon: Mapping[str, Any], path: Path, lines: Mapping[tuple[Any, ...], int],
-                         ) -> tuple[dict[str, Any] | None, str | None]:
-    """The incident model `incident.model` names (a JSON file, relative to the config directory), and the
-    hash of its bytes for the policy version; (None, None) when the lexicon names none (`model: null`)."""
+                         base: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The incident model `incident.model` names (a JSON file, relative to `base`: the policy's folder when
+    the policy names it, the config folder for the shipped lexicon's), and the hash of its bytes for the
+    policy version; (None, None) when the lexicon names none (`model: null`)."""
     incident = lexicon.get("incident")
     name = incident.get("model") if isinstance(incident, Mapping) else None
     if name is None:
@@ -376,7 +379,7 @@ def _read_incident_model(lexicon: Mapping[str, Any], path: Path, lines: Mapping[
     where = ("lexicon", "incident", "model")
     if not isinstance(name, str) or not name:
         raise PolicyError(_where(path, lines, where, "must be the name of a JSON model file, or null"))
-    file = Path(name) if Path(name).is_absolute() else CONFIG_DIR / name
+    file = Path(name) if Path(name).is_absolute() else base / name
     try:
         raw = file.read_bytes()
         data = json.loads(raw)
