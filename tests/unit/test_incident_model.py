@@ -61,6 +61,7 @@ def test_the_latest_message_weighs_more_than_earlier_ones() -> None:
     ({"format": 9}, "format"),
     ({"override_at": 0}, "override_at"),
     ({"prior": [0.0]}, "one value per kind"),
+    ({"kinds": ["defect", "biling"]}, "unknown kinds"),
 ])
 def test_a_malformed_model_is_refused(change: dict[str, object], error: str) -> None:
     with pytest.raises(ValueError, match=error):
@@ -117,3 +118,13 @@ def test_the_model_finds_more_incidents_on_replies_it_never_saw(tmp_path: Path) 
                                 policy).context.incident == i.labels["incident"] for i in items)
 
     assert right(None) > right(_policy(tmp_path, "null"))
+
+
+def test_training_refuses_a_label_that_is_no_incident_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = json.loads((ROOT / "tests" / "corpus" / "email.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    line["labels"]["incident"] = "biling"
+    corpus = tmp_path / "team.jsonl"
+    corpus.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    assert main(["incidents", "train", str(corpus), "--output", str(tmp_path / "m.json")]) == 2
+    assert "team.jsonl: item email-001: incident label 'biling'" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from worker.corpus import in_split, load_corpus
+from worker.corpus import CorpusError, in_split, load_corpus
 from worker.engine.review import context_messages
-from worker.engine.signals.incident_model import train
+from worker.engine.signals.incident_model import KINDS, train
 from worker.engine.text import prepare
 
 
@@ -36,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
     for path, split in sources:
         for item in load_corpus(path):
             if split is None or in_split(item.id, split):
+                if item.labels.get("incident") not in KINDS:
+                    raise CorpusError(f"{path}: item {item.id}: incident label {item.labels.get('incident')!r} is "
+                                      f"not one of {', '.join(sorted(KINDS))}")
                 earlier = context_messages(item.history.messages[:-1])
                 examples.append(([prepare(m.body, m.format).text for m in earlier], str(item.labels["incident"])))
     model = train(examples, trained_on=[str(p) + (' (dev half)' if split else '') for p, split in sources])

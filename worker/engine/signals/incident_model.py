@@ -22,9 +22,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise, repeat
-from typing import Any
+from typing import Any, get_args
+
+from worker.models import Incident
 
 FORMAT = 1
+KINDS = frozenset(get_args(Incident))
 Evidence = tuple[int, tuple[float, ...]]  # one message's known features and per-kind log-likelihood
 _WORD = re.compile(r"[a-z][a-z']+")
 
@@ -59,6 +62,9 @@ class IncidentModel:
             min_features = int(data["min_features"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"incident model is missing or has a malformed field: {exc}") from None
+        if not set(kinds) <= KINDS:
+            raise ValueError(f"incident model: unknown kinds {sorted(set(kinds) - KINDS)} "
+                             f"(known: {', '.join(sorted(KINDS))})")
         if len(prior) != len(kinds) or any(len(row) != len(kinds) for row in rows.values()):
             raise ValueError("incident model: every row must have one value per kind")
         if not (0.0 < override_at <= 1.0 and 0.0 < override_cued_at <= 1.0):
@@ -72,8 +78,8 @@ class IncidentModel:
                 tuple(sum(map(table.get, feats, repeat(0.0))) for table in self.tables))
 
     def overrule(self, kind: str, evidence: Sequence[Evidence], *, cued: bool = False) -> str:
-        """The lexicon's `kind`, or the model's if it is sure enough of another (`cued`: a strong
-        lexicon pattern named `kind`).
+        """The lexicon's `kind`, or the model's if it is sure enough of another (`cued`: the lexicon read
+        `kind` firmly, from a strong pattern or a closed matter).
 
         `evidence` is the customer's messages', oldest first; the latest weighs most.
         """
