@@ -105,6 +105,8 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("solution", "Our technician, Sam, will call you tomorrow morning.", True),
     ("solution", "What I can do is move your booking to Friday at no charge.", True),
     ("solution", "Use code WINTER10 at checkout.", True),
+    ("solution", "Please send us a photo of the jug and we will review your claim.", True),
+    ("solution", "Could you send us a photo of the jug?", False),
     ("solution", "Our returns team has opened case RT-1182.", True),
     ("solution", "I'll make sure Priya sees this, she'll be thrilled!", False),
     ("empathy", "I can imagine how unsettling that was.", True),
