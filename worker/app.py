@@ -18,6 +18,7 @@ from kombu.entity import Exchange, Queue
 
 from worker import logs
 from worker.broker import BACKFILL_QUEUE, DELIVERY_QUEUE, QUEUE, QUEUES, TRANSPORT
+from worker.consumer import FlushEventsOnShutdown
 from worker.settings import Settings, load_settings
 
 
@@ -115,6 +116,7 @@ def create_app(cfg: Settings) -> Celery:
         task_routes={"apology.deliver": {"queue": DELIVERY_QUEUE},
                      "apology.backfill_chunk": {"queue": BACKFILL_QUEUE}},
     )
+    app.conf.apology_task_events_batch_seconds = cfg.task_events_batch_seconds  # read by worker.consumer
     return app
 
 
@@ -153,6 +155,7 @@ class _JournalSweep(bootsteps.StartStopStep):  # type: ignore[misc]
 
 
 app.steps["worker"].add(_JournalSweep)
+app.steps["consumer"].add(FlushEventsOnShutdown)
 
 
 @signals.setup_logging.connect

@@ -10,9 +10,14 @@ buffer holds `buffer_limit` (24) events.
 
 from __future__ import annotations
 
-from celery.worker.consumer import Consumer as CeleryConsumer
+from typing import Any
 
-EVENT_FLUSH_SECONDS = 0.05
+from celery import bootsteps
+from celery.worker.consumer import Consumer as CeleryConsumer
+from celery.worker.consumer.events import Events
+from kombu.common import ignore_errors
+
+DEFAULT_BATCH_SECONDS = 0.05  # APOLOGY_TASK_EVENTS_BATCH_SECONDS
 
 
 class Consumer(CeleryConsumer):  # type: ignore[misc]
@@ -21,8 +26,20 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
     def on_send_event_buffered(self) -> None:
         if self.hub is not None and not self._flush_due:
             self._flush_due = True
-            self.hub.call_later(EVENT_FLUSH_SECONDS, self._flush_batch)
+            wait = self.app.conf.get("apology_task_events_batch_seconds", DEFAULT_BATCH_SECONDS)
+            self.hub.call_later(wait, self._flush_batch)
 
     def _flush_batch(self) -> None:
         self._flush_due = False
         self._flush_events()
+
+
+class FlushEventsOnShutdown(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Send the batched task events before the dispatcher closes (steps stop in reverse order of their
+    requirements, so this runs while the event connection is still open)."""
+
+    requires = (Events,)
+
+    def shutdown(self, c: Any) -> None:
+        if c.event_dispatcher is not None:
+            ignore_errors(c, c.event_dispatcher.flush)  # type: ignore[no-untyped-call]

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(default=60, ge=2)
     task_events: bool = True
     task_sent_events: bool = False  # also a "task-sent" event per publish (see worker.app)
+    # Task events wait this long to go to Redis together (worker.consumer): Flower sees them that much later.
+    task_events_batch_seconds: float = Field(default=0.05, ge=0.0, le=10.0)
     # Redis hands an unacknowledged task (a killed worker's) to another worker after this long; unset, it
     # is derived from the longest countdown we schedule (see `visibility_timeout`).
     visibility_timeout_seconds: int | None = Field(default=None, ge=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import threading
 from pathlib import Path
 
@@ -199,3 +200,43 @@ def test_task_events_reach_a_monitor_though_sent_in_batches(live: Live) -> None:
         finally:
             monitor.should_stop = True
             thread.join(timeout=10)
+
+
+def test_a_stopping_worker_sends_the_task_events_it_was_holding(tmp_path: Path) -> None:
+    """Events wait to go out together; a worker told to stop before the wait is over must send them rather
+    than drop them with its buffer (a long wait here, so the stop always comes first)."""
+    seen: dict[str, set[str]] = {}
+
+    def on_event(event: dict[str, object]) -> None:
+        if isinstance(event.get("uuid"), str):
+            seen.setdefault(str(event["uuid"]), set()).add(str(event["type"]))
+
+    with redis_server(tmp_path) as server:
+        client = redis.Redis.from_url(server.url)
+        producer = create_app(load_settings(broker_url=server.url))
+        env = {"APOLOGY_BROKER_URL": server.url, "APOLOGY_TASK_EVENTS_BATCH_SECONDS": "5"}
+        with celery_worker(env, concurrency=1) as worker, \
+                producer.connection_for_read() as conn:
+            monitor = producer.events.Receiver(conn, handlers={"*": on_event})
+            thread = threading.Thread(target=monitor.capture, kwargs={"limit": None, "timeout": None},
+                                      daemon=True)
+            thread.start()
+            try:
+                probes: list[str] = []
+
+                def heard() -> bool:
+                    probes.append(producer.send_task("apology.ping").id)
+                    return any("task-succeeded" in seen.get(p, set()) for p in probes)
+
+                wait_until(heard, timeout=30, interval=0.2, what="the monitor hears task events")
+                wait_until(lambda: broker_idle(client), timeout=30, interval=0.005, what="worker idle")
+                last = producer.send_task("apology.ping").id
+                # Acknowledged means done; its "succeeded" event is still in the batch when the worker is told to stop.
+                wait_until(lambda: broker_idle(client), timeout=30, interval=0.001, what="the last task done")
+                worker.stop(signal.SIGTERM)
+                wait_until(lambda: "task-succeeded" in seen.get(last, set()), timeout=4,
+                           what="the last task's succeeded event")
+            finally:
+                monitor.should_stop = True
+                thread.join(timeout=10)
+        producer.close()
