@@ -19,12 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from worker.corpus import Item, in_split, load_corpus  # noqa: E402
+from worker.corpus import Item, in_split, incident_example, load_corpus  # noqa: E402
 from worker.engine import load_policy, review_reply  # noqa: E402
 from worker.engine.policy import Policy  # noqa: E402
-from worker.engine.review import context_messages  # noqa: E402
 from worker.engine.signals.incident_model import IncidentModel, train  # noqa: E402
-from worker.engine.text import prepare  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"
 
@@ -42,8 +40,7 @@ def sets() -> tuple[dict[str, list[Item]], dict[str, list[Item]]]:
 
 
 def examples(items: list[Item]) -> list[tuple[list[str], str]]:
-    return [([prepare(m.body, m.format).text for m in context_messages(i.history.messages[:-1])],
-             str(i.labels["incident"])) for i in items]
+    return [incident_example(i) for i in items]
 
 
 def with_model(policy: Policy, model: IncidentModel | None) -> Policy:

@@ -5,7 +5,8 @@ worker's event loop: under load that is one Redis PUBLISH, a synchronous round t
 for nearly every event. Waiting a few milliseconds gathers a loop's worth of events into one message
 (Celery's own `task.multi` batch, which Flower and `celery events` read as they read single events), at
 the price of the events reaching Flower that much later. The dispatcher still sends at once whenever its
-buffer holds `buffer_limit` (24) events.
+buffer holds `buffer_limit` (24) events, and `FlushEventsOnShutdown` sends what is left when the worker
+stops (Celery itself drops its buffer then).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from celery.worker.consumer import Consumer as CeleryConsumer
 from celery.worker.consumer.events import Events
 from kombu.common import ignore_errors
 
-DEFAULT_BATCH_SECONDS = 0.05  # APOLOGY_TASK_EVENTS_BATCH_SECONDS
-
 
 class Consumer(CeleryConsumer):  # type: ignore[misc]
     _flush_due = False
@@ -26,8 +25,8 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
     def on_send_event_buffered(self) -> None:
         if self.hub is not None and not self._flush_due:
             self._flush_due = True
-            wait = self.app.conf.get("apology_task_events_batch_seconds", DEFAULT_BATCH_SECONDS)
-            self.hub.call_later(wait, self._flush_batch)
+            # APOLOGY_TASK_EVENTS_BATCH_SECONDS, put in the app's conf by worker.app.create_app.
+            self.hub.call_later(self.app.conf.apology_task_events_batch_seconds, self._flush_batch)
 
     def _flush_batch(self) -> None:
         self._flush_due = False

@@ -1,6 +1,6 @@
 """Labelled corpora (tests/corpus/README.md): conversations whose last message is an agent reply, with the
 labels a careful reviewer gave it. Read by `bench/accuracy.py` to score the engine and by
-`apology-worker incidents train` to fit the incident model."""
+`apology-worker incidents train` (and `bench/incident_cv.py`) to fit the incident model."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from worker.engine.review import context_messages
+from worker.engine.text import prepare
 from worker.errors import ApologyWorkerError
 from worker.history import describe_validation_error
 from worker.models import TicketHistory
@@ -51,3 +53,10 @@ def in_split(item_id: str, split: str) -> bool:
     the engine), even ones `test` (only ever scored)."""
     digits = "".join(c for c in item_id.rsplit("-", 1)[-1] if c.isdigit())
     return (int(digits or 0) % 2 == 1) == (split == "dev")
+
+
+def incident_example(item: Item) -> tuple[list[str], str]:
+    """What the incident model learns from an item: the customer messages the reply is read against, as the
+    engine sees them (quotes and signatures removed), and the labelled kind."""
+    earlier = context_messages(item.history.messages[:-1])
+    return [prepare(m.body, m.format).text for m in earlier], str(item.labels["incident"])

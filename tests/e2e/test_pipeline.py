@@ -11,10 +11,13 @@ import json
 import random
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import redis
+from celery import Celery
 
 from tests.support.processes import broker_idle, celery_worker, redis_server, wait_until
 from worker import bootstrap
@@ -172,71 +175,58 @@ def test_live_events_overtake_a_queued_backfill(tmp_path: Path) -> None:
     assert left_when_events_done[0] >= backlog - 10, left_when_events_done
 
 
-def test_task_events_reach_a_monitor_though_sent_in_batches(live: Live) -> None:
-    """Task events are held back briefly to go out together (worker.consumer): every one must still arrive,
-    including those of a burst too small to fill the dispatcher's buffer, which only the timer sends."""
+@contextmanager
+def task_monitor(producer: Celery) -> Iterator[dict[str, set[str]]]:
+    """The task event types a monitor (as Flower) has heard, by task id, listening from the moment it yields.
+
+    Pub/sub keeps nothing for a late subscriber: it pings until it hears one, so the monitor listens.
+    """
     seen: dict[str, set[str]] = {}
 
     def on_event(event: dict[str, object]) -> None:
         if isinstance(event.get("uuid"), str):
             seen.setdefault(str(event["uuid"]), set()).add(str(event["type"]))
 
-    with live.producer.connection_for_read() as conn:
-        monitor = live.producer.events.Receiver(conn, handlers={"*": on_event})
+    with producer.connection_for_read() as conn:
+        monitor = producer.events.Receiver(conn, handlers={"*": on_event})
         thread = threading.Thread(target=monitor.capture, kwargs={"limit": None, "timeout": None}, daemon=True)
         thread.start()
         try:
-            # Pub/sub keeps nothing for a late subscriber: ping until the monitor hears one, so it listens.
             probes: list[str] = []
 
             def heard() -> bool:
-                probes.append(live.producer.send_task("apology.ping").id)
+                probes.append(producer.send_task("apology.ping").id)
                 return any("task-succeeded" in seen.get(p, set()) for p in probes)
 
             wait_until(heard, timeout=30, interval=0.2, what="the monitor hears task events")
-            burst = [live.producer.send_task("apology.ping").id for _ in range(4)]  # 12 events, < 24
-            wait_until(lambda: all({"task-received", "task-started", "task-succeeded"} <= seen.get(t, set())
-                                   for t in burst), timeout=30, what="every event of the burst")
+            yield seen
         finally:
             monitor.should_stop = True
             thread.join(timeout=10)
 
 
+def test_task_events_reach_a_monitor_though_sent_in_batches(live: Live) -> None:
+    """Task events are held back briefly to go out together (worker.consumer): every one must still arrive,
+    including those of a burst too small to fill the dispatcher's buffer, which only the timer sends."""
+    with task_monitor(live.producer) as seen:
+        burst = [live.producer.send_task("apology.ping").id for _ in range(4)]  # 12 events, < 24
+        wait_until(lambda: all({"task-received", "task-started", "task-succeeded"} <= seen.get(t, set())
+                               for t in burst), timeout=30, what="every event of the burst")
+
+
 def test_a_stopping_worker_sends_the_task_events_it_was_holding(tmp_path: Path) -> None:
     """Events wait to go out together; a worker told to stop before the wait is over must send them rather
     than drop them with its buffer (a long wait here, so the stop always comes first)."""
-    seen: dict[str, set[str]] = {}
-
-    def on_event(event: dict[str, object]) -> None:
-        if isinstance(event.get("uuid"), str):
-            seen.setdefault(str(event["uuid"]), set()).add(str(event["type"]))
-
     with redis_server(tmp_path) as server:
         client = redis.Redis.from_url(server.url)
         producer = create_app(load_settings(broker_url=server.url))
         env = {"APOLOGY_BROKER_URL": server.url, "APOLOGY_TASK_EVENTS_BATCH_SECONDS": "5"}
-        with celery_worker(env, concurrency=1) as worker, \
-                producer.connection_for_read() as conn:
-            monitor = producer.events.Receiver(conn, handlers={"*": on_event})
-            thread = threading.Thread(target=monitor.capture, kwargs={"limit": None, "timeout": None},
-                                      daemon=True)
-            thread.start()
-            try:
-                probes: list[str] = []
-
-                def heard() -> bool:
-                    probes.append(producer.send_task("apology.ping").id)
-                    return any("task-succeeded" in seen.get(p, set()) for p in probes)
-
-                wait_until(heard, timeout=30, interval=0.2, what="the monitor hears task events")
-                wait_until(lambda: broker_idle(client), timeout=30, interval=0.005, what="worker idle")
-                last = producer.send_task("apology.ping").id
-                # Acknowledged means done; its "succeeded" event is still in the batch when the worker is told to stop.
-                wait_until(lambda: broker_idle(client), timeout=30, interval=0.001, what="the last task done")
-                worker.stop(signal.SIGTERM)
-                wait_until(lambda: "task-succeeded" in seen.get(last, set()), timeout=4,
-                           what="the last task's succeeded event")
-            finally:
-                monitor.should_stop = True
-                thread.join(timeout=10)
+        with celery_worker(env, concurrency=1) as worker, task_monitor(producer) as seen:
+            wait_until(lambda: broker_idle(client), timeout=30, interval=0.005, what="worker idle")
+            last = producer.send_task("apology.ping").id
+            # Acknowledged means done; its "succeeded" event is still in the batch when the worker is told to stop.
+            wait_until(lambda: broker_idle(client), timeout=30, interval=0.001, what="the last task done")
+            worker.stop(signal.SIGTERM)
+            wait_until(lambda: "task-succeeded" in seen.get(last, set()), timeout=4,
+                       what="the last task's succeeded event")
         producer.close()

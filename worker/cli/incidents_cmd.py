@@ -13,10 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from worker.corpus import CorpusError, in_split, load_corpus
-from worker.engine.review import context_messages
+from worker.corpus import CorpusError, in_split, incident_example, load_corpus
 from worker.engine.signals.incident_model import KINDS, train
-from worker.engine.text import prepare
 
 
 def register(sub: Any) -> None:
@@ -39,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
                 if item.labels.get("incident") not in KINDS:
                     raise CorpusError(f"{path}: item {item.id}: incident label {item.labels.get('incident')!r} is "
                                       f"not one of {', '.join(sorted(KINDS))}")
-                earlier = context_messages(item.history.messages[:-1])
-                examples.append(([prepare(m.body, m.format).text for m in earlier], str(item.labels["incident"])))
+                examples.append(incident_example(item))
     model = train(examples, trained_on=[str(p) + (' (dev half)' if split else '') for p, split in sources])
     text = json.dumps(model, sort_keys=True, separators=(",", ":")) + "\n"
     if args.output is None:
