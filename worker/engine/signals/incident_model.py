@@ -21,7 +21,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise, repeat
+from itertools import pairwise
 from typing import Any, get_args
 
 from worker.models import Incident
@@ -42,7 +42,7 @@ def features(text: str) -> frozenset[str]:
 class IncidentModel:
     kinds: tuple[str, ...]
     prior: tuple[float, ...]  # log P(kind)
-    tables: tuple[dict[str, float], ...]  # per kind: feature -> log P(feature | kind)
+    rows: dict[str, tuple[float, ...]]  # feature -> per kind log P(feature | kind)
     override_at: float  # posterior at which the model's kind replaces the lexicon's
     override_cued_at: float  # the same, against a kind a strong lexicon pattern named
     earlier_weight: float  # weight of a customer message before the latest one
@@ -69,13 +69,19 @@ class IncidentModel:
             raise ValueError("incident model: every row must have one value per kind")
         if not (0.0 < override_at <= 1.0 and 0.0 < override_cued_at <= 1.0):
             raise ValueError("incident model: override_at and override_cued_at must be in (0, 1]")
-        tables = tuple({f: float(row[i]) for f, row in rows.items()} for i in range(len(kinds)))
-        return cls(kinds, prior, tables, override_at, override_cued_at, earlier, min_features)
+        table = {f: tuple(float(v) for v in row) for f, row in rows.items()}
+        return cls(kinds, prior, table, override_at, override_cued_at, earlier, min_features)
 
     def evidence(self, feats: frozenset[str]) -> Evidence:
-        """How many of one message's features the model knows, and per kind their log-likelihood."""
-        return (sum(map(self.tables[0].__contains__, feats)),
-                tuple(sum(map(table.get, feats, repeat(0.0))) for table in self.tables))
+        """How many of one message's features the model knows, and per kind their log-likelihood.
+
+        One lookup per feature and a column sum (unknown features weigh nothing in any kind): a lookup per
+        feature and kind cost a tenth of the engine's time.
+        """
+        known = [row for row in map(self.rows.get, feats) if row is not None]
+        if not known:
+            return 0, tuple(0.0 for _ in self.kinds)
+        return len(known), tuple(map(sum, zip(*known, strict=True)))
 
     def overrule(self, kind: str, evidence: Sequence[Evidence], *, cued: bool = False) -> str:
         """The lexicon's `kind`, or the model's if it is sure enough of another (`cued`: the lexicon read
