@@ -78,6 +78,7 @@ class Lexicon:
     blame_negated_before: re.Pattern[str]
     empathy_negated_within: re.Pattern[str]
     solution_excluded: re.Pattern[str]
+    prevention_excluded: re.Pattern[str]
     closing: re.Pattern[str]
     closing_unless: re.Pattern[str]
     incident_model: IncidentModel | None = None  # `incident.model`: the statistical second opinion
@@ -147,6 +148,7 @@ def compile_lexicon(data: Mapping[str, Any], incident_model: Mapping[str, Any] |
         blame_negated_before=pat("blame.negated_before"),
         empathy_negated_within=pat("empathy.negated_within"),
         solution_excluded=pat("solution.excluded"),
+        prevention_excluded=pat("prevention.excluded"),
         closing=pat("incident.closing"),
         closing_unless=pat("incident.closing.unless"),
         incident_model=_incident_model(incident_model),

@@ -17,4 +17,6 @@ def read_solution(doc: Prepared, lex: Lexicon) -> list[tuple[int, int]]:
 
 
 def read_prevention(doc: Prepared, lex: Lexicon) -> list[tuple[int, int]]:
-    return lex.find("prevention", doc)
+    """Commitments that it won't recur, and feedback passed to those who can stop it (not praise passed on)."""
+    return [(start, end) for start, end in lex.find("prevention", doc)
+            if not lex.prevention_excluded.search(doc.text, start, end)]
