@@ -23,6 +23,10 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("Apologies for the delay with your refund.", "specific", 1),
     ("Sorry to hear that! DM us and we'll take a look. ^JS", "generic", 1),
     ("Sorry, but we can't extend that.", "generic", 1),
+    # A refusal after "sorry, but" that names what is refused: the thing affected (DESIGN.md).
+    ("Sorry, but the damage charge stands.", "specific", 1),
+    ("Hi Kelsey, sorry, but lockouts aren't covered on the Basic plan.", "specific", 1),
+    ("Sorry, but we can't refund an App Store charge from our side.", "specific", 1),
     ("I regret to inform you that the decision stands.", "generic", 1),
     ("my bad, I sent you the wrong link", "specific", 1),
     ("I\u2019m sorry about the trouble signing in.", "specific", 1),

@@ -26,6 +26,17 @@ _REFUSAL = re.compile(
     r"\b(?:can't|cannot|can\s+not|unable|not\s+able|no\s+longer|only|not\s+possible|(?:isn't|aren't|not)\s+"
     r"(?:available|possible|covered|eligible)|out\s+of\s+stock|no\s+(?:\w+\s+){1,3}(?:yet|available)|don't|doesn't|won't"
     r"|we\s+(?:do|can)\s+not)\b", re.IGNORECASE)
+# "Sorry, but the damage charge stands", "sorry, but lockouts aren't covered", "Sorry, but we can't refund an
+# App Store charge": a refusal after the apology that names what is refused makes it specific (DESIGN: the
+# thing affected); "Sorry, but we can't extend that" names nothing.
+_NAMED_REFUSAL = re.compile(
+    r"\s*,?\s*but\s+(?:"
+    r"(?!(?:we|i|you|it|that|this|they|there|he|she|unfortunately|sadly|as|if|since|because)\b)"
+    r"[\w'-]+(?:\s+[\w'-]+){0,5}?\s+(?:can't|cannot|can\s+not|won't|isn't|aren't|is\s+not|are\s+not|wasn't|weren't"
+    r"|don't|doesn't|stands|still\s+stands|remains?|has\s+to|have\s+to|must|only)\b"
+    r"|(?:we|i)(?:'re|\s+are|'m|\s+am)?\s+(?:can't|cannot|can\s+not|won't|don't|do\s+not|unable\s+to|not\s+able\s+to"
+    r"|no\s+longer)\s+(?:[\w'-]+\s+){1,2}(?:the|your|an?|any|our|these|those)\s+[\w'-]+)",
+    re.IGNORECASE)
 _SELF_BLAME = re.compile(r"my\s+bad|mea\s+culpa")
 _VOCATIVE = re.compile(r"\s*,?\s*(?:[A-Z][a-z]+|@\w+)(?:\s+[A-Z][a-z]+)?\s*(?=[,!.:;]|\s+[^\w\s])")
 _LATE_COMMA = re.compile(r"(?<=\w)[^\w\n]*,")
@@ -97,10 +108,13 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
         words = _WORD.findall(obj.lower())
         bad_news = bool(_BAD_NEWS.match(text[start:stop + 40].lower()))
         own = bool(_OWN_FAILURE.search(obj))
-        # "Sorry, the Aria only comes in grey": a sorry that softens a refusal or a limit names no failure.
+        # "Sorry, the Aria only comes in grey": a sorry that softens a refusal or a limit names no failure
+        # (unless the refusal after a "but" names what is refused: `_NAMED_REFUSAL`).
         softener = obj.lstrip().startswith(",") and bool(_REFUSAL.search(obj)) and not own
         content = [] if bad_news or softener else [w for w in words if _stem(w) not in lex.generic_words]
         named = bool(content) or bool(_PRONOUN_OBJECT.match(obj) and _NAMED_BEFORE.search(text, s_start, start))
+        if not named and not words and not bad_news:
+            named = bool(_NAMED_REFUSAL.match(text, stop + len(obj), s_end))
         if not named and _CLOSED_NOTICE.search(text, max(0, start - 80), start):
             continue
         end = stop + len(obj.rstrip(" \t\n,.!?;:-\"'"))
