@@ -1,11 +1,12 @@
 """Labelled corpora (tests/corpus/README.md): conversations whose last message is an agent reply, with the
 labels a careful reviewer gave it. Read by `bench/accuracy.py` to score the engine and by
-`apology-worker incidents train` (and `bench/incident_cv.py`) to fit the incident model."""
+`apology-worker incidents train` and `signals train` (and `bench/incident_cv.py`, `bench/reply_model_cv.py`)
+to fit the incident and reply models."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ class Item:
     id: str
     history: TicketHistory
     labels: dict[str, Any]
+    where: str = ""  # file:line, for messages about the item
 
 
 def load_corpus(folder: Path) -> Iterator[Item]:
@@ -39,7 +41,8 @@ def load_corpus(folder: Path) -> Iterator[Item]:
                 continue
             try:
                 data = json.loads(line)
-                yield Item(data.get("id", f"{path.name}:{n}"), TicketHistory.model_validate(data), data["labels"])
+                yield Item(data.get("id", f"{path.name}:{n}"), TicketHistory.model_validate(data), data["labels"],
+                           f"{path}:{n}")
             except json.JSONDecodeError as exc:
                 raise CorpusError(f"{path}:{n}: not valid JSON: {exc.msg}") from None
             except ValidationError as exc:
@@ -60,3 +63,17 @@ def incident_example(item: Item) -> tuple[list[str], str]:
     engine sees them (quotes and signatures removed), and the labelled kind."""
     earlier = context_messages(item.history.messages[:-1])
     return [prepare(m.body, m.format).text for m in earlier], str(item.labels["incident"])
+
+
+def reply_example(item: Item) -> tuple[str, dict[str, Any]]:
+    """What the reply models learn from an item: the reply as the engine sees it, and its labels."""
+    reply = item.history.messages[-1]
+    return prepare(reply.body, reply.format).text, item.labels
+
+
+def training_items(corpora: Sequence[Path], dev_only: Sequence[Path] = ()) -> tuple[list[Item], list[str]]:
+    """The items a model is fitted to: all of `corpora`, and the dev half (odd ids) of `dev_only`, whose
+    test half stays unseen; with the sources named as a model's `trained_on` records them."""
+    sources = [(path, None) for path in corpora] + [(path, "dev") for path in dev_only]
+    items = [item for path, split in sources for item in load_corpus(path) if split is None or in_split(item.id, split)]
+    return items, [str(path) + (" (dev half)" if split else "") for path, split in sources]

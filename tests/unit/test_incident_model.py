@@ -126,5 +126,5 @@ def test_training_refuses_a_label_that_is_no_incident_kind(tmp_path: Path, capsy
     corpus = tmp_path / "team.jsonl"
     corpus.write_text(json.dumps(line) + "\n", encoding="utf-8")
     assert main(["incidents", "train", str(corpus), "--output", str(tmp_path / "m.json")]) == 2
-    assert "team.jsonl: item email-001: incident label 'biling'" in capsys.readouterr().err
+    assert "team.jsonl:1: item email-001: incident label 'biling'" in capsys.readouterr().err
     assert not (tmp_path / "m.json").exists()

@@ -17,11 +17,12 @@ from worker.cli import (
     review_cmd,
     schema_cmd,
     serve_cmd,
+    signals_cmd,
 )
 from worker.errors import ApologyWorkerError
 
 COMMANDS = [review_cmd, policy_cmd, schema_cmd, report_cmd, enqueue_cmd, dead_letters_cmd, backfill_cmd, serve_cmd,
-            reconcile_cmd, incidents_cmd]
+            reconcile_cmd, incidents_cmd, signals_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

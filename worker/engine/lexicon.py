@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from worker.engine.matcher import Scan, Scanner
 from worker.engine.signals.incident_model import IncidentModel
+from worker.engine.signals.reply_model import ReplyModel
 
 if TYPE_CHECKING:
     from worker.engine.text import Prepared
@@ -82,6 +83,7 @@ class Lexicon:
     closing: re.Pattern[str]
     closing_unless: re.Pattern[str]
     incident_model: IncidentModel | None = None  # `incident.model`: the statistical second opinion
+    reply_model: ReplyModel | None = None  # `reply_model`: second opinions on solution and prevention
 
     def _hits(self, side: int, doc: Prepared) -> Scan:
         key = "scan.customer" if side else "scan.reply"
@@ -114,8 +116,9 @@ def merge(base: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str,
     return out
 
 
-def compile_lexicon(data: Mapping[str, Any], incident_model: Mapping[str, Any] | None = None) -> Lexicon:
-    """Compile lexicon data (and the incident model its `incident.model` names, already read);
+def compile_lexicon(data: Mapping[str, Any], incident_model: Mapping[str, Any] | None = None,
+                    reply_model: Mapping[str, Any] | None = None) -> Lexicon:
+    """Compile lexicon data (and the models its `incident.model` and `reply_model` name, already read);
     raises LexiconError naming the entry that does not compile."""
     macros = {str(k): str(v) for k, v in (data.get("macros") or {}).items()}
 
@@ -152,6 +155,7 @@ def compile_lexicon(data: Mapping[str, Any], incident_model: Mapping[str, Any] |
         closing=pat("incident.closing"),
         closing_unless=pat("incident.closing.unless"),
         incident_model=_incident_model(incident_model),
+        reply_model=_reply_model(reply_model),
     )
 
 
@@ -162,6 +166,15 @@ def _incident_model(data: Mapping[str, Any] | None) -> IncidentModel | None:
         return IncidentModel.from_data(data)
     except ValueError as exc:
         raise LexiconError("incident.model", str(exc)) from None
+
+
+def _reply_model(data: Mapping[str, Any] | None) -> ReplyModel | None:
+    if data is None:
+        return None
+    try:
+        return ReplyModel.from_data(data)
+    except ValueError as exc:
+        raise LexiconError("reply_model", str(exc)) from None
 
 
 def _weak_list(data: Mapping[str, Any], path: str) -> list[Any]:

@@ -265,10 +265,15 @@ def load_policy(name_or_path: str | os.PathLike[str] | None = None) -> Policy:
     base_lexicon, _ = _read_yaml(LEXICON_FILE)
     lexicon_data = merge(base_lexicon, merged.lexicon)
     own_model = isinstance(merged.lexicon.get("incident"), Mapping) and "model" in merged.lexicon["incident"]
-    model_data, model_hash = _read_incident_model(lexicon_data, path, lines,
-                                                  path.parent if own_model else CONFIG_DIR)
+    incident = lexicon_data.get("incident")
+    model_data, model_hash = _read_model(incident.get("model") if isinstance(incident, Mapping) else None,
+                                         ("lexicon", "incident", "model"), "incident model", path, lines,
+                                         path.parent if own_model else CONFIG_DIR)
+    reply_data, reply_hash = _read_model(lexicon_data.get("reply_model"), ("lexicon", "reply_model"),
+                                         "reply model", path, lines,
+                                         path.parent if "reply_model" in merged.lexicon else CONFIG_DIR)
     try:
-        lexicon = compile_lexicon(lexicon_data, model_data)
+        lexicon = compile_lexicon(lexicon_data, model_data, reply_data)
     except LexiconError as exc:
         raise PolicyError(_where(path, lines, ("lexicon", *exc.path.split(".")), str(exc))) from exc
     rules = _compile_rules(merged.rules, path, lines, ("rules",))
@@ -276,7 +281,8 @@ def load_policy(name_or_path: str | os.PathLike[str] | None = None) -> Policy:
     for i, ov in enumerate(merged.overrides):
         overrides.append((ov.match, _override_profile(ov, merged, rules, path, lines, i)))
     canonical = json.dumps({"policy": merged.model_dump(mode="json", by_alias=True), "lexicon": lexicon_data,
-                            **({"incident_model": model_hash} if model_hash else {})},
+                            **({"incident_model": model_hash} if model_hash else {}),
+                            **({"reply_model": reply_hash} if reply_hash else {})},
                            sort_keys=True, separators=(",", ":"))
     version = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
     return Policy(
@@ -367,16 +373,13 @@ def _where(path: Path, lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...
     return f"{path}:{line}: {key}: {message}"
 
 
-def _read_incident_model(lexicon: Mapping[str, Any], path: Path, lines: Mapping[tuple[Any, ...], int],
-                         base: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """The incident model `incident.model` names (a JSON file, relative to `base`: the policy's folder when
-    the policy names it, the config folder for the shipped lexicon's), and the hash of its bytes for the
-    policy version; (None, None) when the lexicon names none (`model: null`)."""
-    incident = lexicon.get("incident")
-    name = incident.get("model") if isinstance(incident, Mapping) else None
+def _read_model(name: Any, where: tuple[str, ...], what: str, path: Path,
+                lines: Mapping[tuple[Any, ...], int], base: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """A model file the lexicon names (JSON, relative to `base`: the policy's folder when the policy names
+    it, the config folder for the shipped lexicon's), and the hash of its bytes for the policy version;
+    (None, None) when it names none (`null`)."""
     if name is None:
         return None, None
-    where = ("lexicon", "incident", "model")
     if not isinstance(name, str) or not name:
         raise PolicyError(_where(path, lines, where, "must be the name of a JSON model file, or null"))
     file = Path(name) if Path(name).is_absolute() else base / name
@@ -384,9 +387,9 @@ def _read_incident_model(lexicon: Mapping[str, Any], path: Path, lines: Mapping[
         raw = file.read_bytes()
         data = json.loads(raw)
     except (OSError, ValueError) as exc:
-        raise PolicyError(_where(path, lines, where, f"{file}: cannot read the incident model: {exc}")) from None
+        raise PolicyError(_where(path, lines, where, f"{file}: cannot read the {what}: {exc}")) from None
     if not isinstance(data, dict):
-        raise PolicyError(_where(path, lines, where, f"{file}: not an incident model (a JSON object)"))
+        raise PolicyError(_where(path, lines, where, f"{file}: the {what} must be a JSON object"))
     return data, "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
 
 

@@ -60,6 +60,10 @@ def read_reply(reply: Message, policy: Policy, response_minutes: float | None = 
         "solution": read_solution(doc, lex),
         "prevention": read_prevention(doc, lex),
     }
+    if lex.reply_model is not None:  # second opinions where the lexicon found nothing
+        memo: dict[str, frozenset[str]] = {}
+        for name in lex.reply_model.signals:
+            evidence[name] = lex.reply_model.add(name, doc, evidence[name], memo)
     signals = Signals(
         apology=apology.kind,
         apology_stance=apology.stance,

@@ -38,6 +38,32 @@ def features(text: str) -> frozenset[str]:
     return frozenset(words).union(f"{a} {b}" for a, b in pairwise(words))
 
 
+def log_likelihoods(rows: Mapping[str, Sequence[float]], feats: Iterable[str], width: int) -> Evidence:
+    """How many of `feats` the model knows, and per class their summed log-likelihood.
+
+    One lookup per feature and a column sum (unknown features weigh nothing in any class): a lookup per
+    feature and class cost a tenth of the engine's time.
+    """
+    known = [row for row in map(rows.get, feats) if row is not None]
+    if not known:
+        return 0, tuple(0.0 for _ in range(width))
+    return len(known), tuple(map(sum, zip(*known, strict=True)))
+
+
+def posterior(prior: Sequence[float], likelihoods: Sequence[Sequence[float]],
+              weights: Sequence[float] | None = None) -> list[float]:
+    """P(class | evidence) from the log prior and (weighted) per-message log-likelihoods."""
+    scores = list(prior)
+    for n, ll in enumerate(likelihoods):
+        weight = 1.0 if weights is None else weights[n]
+        for i, value in enumerate(ll):
+            scores[i] += weight * value
+    top = max(scores)
+    exps = [math.exp(score - top) for score in scores]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
 @dataclass(frozen=True, slots=True)
 class IncidentModel:
     kinds: tuple[str, ...]
@@ -73,15 +99,8 @@ class IncidentModel:
         return cls(kinds, prior, table, override_at, override_cued_at, earlier, min_features)
 
     def evidence(self, feats: frozenset[str]) -> Evidence:
-        """How many of one message's features the model knows, and per kind their log-likelihood.
-
-        One lookup per feature and a column sum (unknown features weigh nothing in any kind): a lookup per
-        feature and kind cost a tenth of the engine's time.
-        """
-        known = [row for row in map(self.rows.get, feats) if row is not None]
-        if not known:
-            return 0, tuple(0.0 for _ in self.kinds)
-        return len(known), tuple(map(sum, zip(*known, strict=True)))
+        """How many of one message's features the model knows, and per kind their log-likelihood."""
+        return log_likelihoods(self.rows, feats, len(self.kinds))
 
     def overrule(self, kind: str, evidence: Sequence[Evidence], *, cued: bool = False) -> str:
         """The lexicon's `kind`, or the model's if it is sure enough of another (`cued`: the lexicon read
@@ -91,15 +110,11 @@ class IncidentModel:
         """
         if sum(known for known, _ in evidence) < max(1, self.min_features):
             return kind
-        scores = list(self.prior)
         last = len(evidence) - 1
-        for n, (_, ll) in enumerate(evidence):
-            weight = 1.0 if n == last else self.earlier_weight
-            for i, value in enumerate(ll):
-                scores[i] += weight * value
-        top = max(scores)
-        best = scores.index(top)
-        confidence = 1.0 / sum(math.exp(s - top) for s in scores)
+        weights = [1.0 if n == last else self.earlier_weight for n in range(len(evidence))]
+        probabilities = posterior(self.prior, [ll for _, ll in evidence], weights)
+        confidence = max(probabilities)
+        best = probabilities.index(confidence)
         needed = self.override_cued_at if cued else self.override_at
         return self.kinds[best] if confidence >= needed and self.kinds[best] != kind else kind
 

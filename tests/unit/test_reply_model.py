@@ -1,0 +1,142 @@
+"""The reply models: trained reproducibly, wired through the policy, and only adding what the lexicon missed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+from worker.cli import main
+from worker.corpus import in_split, load_corpus
+from worker.engine import load_policy, review_reply
+from worker.engine.signals.reply_model import ReplyModel, train
+from worker.engine.text import prepare
+from worker.errors import PolicyError
+from worker.models import Message, Ticket
+
+SHIPPED = ROOT / "config" / "reply-model.json"
+# Replies about a made-up practice the shipped lexicon has no phrase for: only a model can learn it.
+PLEDGE = "From the next moon onwards every gryphon handler pledges a double feather audit before each flight"
+PLAIN = "Your parcel left our depot this morning and the courier will bring it to the door before noon today"
+
+
+def _labels(prevention: bool) -> dict[str, Any]:
+    return {"solution": True, "prevention": prevention}
+
+
+def _examples() -> list[tuple[str, dict[str, Any]]]:
+    return ([(f"{PLEDGE} number {n}.", _labels(True)) for n in range(8)]
+            + [(f"{PLAIN} number {n}.", _labels(False)) for n in range(8)]
+            + [("No fix here at all, only words about the weather and the sea today", {"solution": False,
+                                                                                     "prevention": False})])
+
+
+def _model(**change: Any) -> dict[str, Any]:
+    data = train(_examples())
+    for model in data["signals"].values():
+        model.update(change)
+    return data
+
+
+def test_the_shipped_models_are_what_the_training_script_writes(tmp_path: Path) -> None:
+    script = (ROOT / "scripts" / "train-reply-model").read_text()
+    args = script.split("signals train", 1)[1].split("--output")[0].replace("\\\n", " ").split()
+    out = tmp_path / "model.json"
+    assert main(["signals", "train", *args, "--output", str(out)]) == 0
+    assert json.loads(out.read_text()) == json.loads(SHIPPED.read_text())
+
+
+def test_the_model_adds_a_signal_only_when_the_lexicon_found_none() -> None:
+    model = ReplyModel.from_data(_model(min_features=1))
+    doc = prepare(f"Thanks for your patience. {PLEDGE}.")
+    [span] = model.add("prevention", doc, [], {})
+    assert doc.text[span[0]:span[1]] == f"{PLEDGE}."  # the sentence that made it, not the thanks
+    assert model.add("prevention", doc, [(0, 6)], {}) == [(0, 6)]  # the lexicon's reading stands
+    assert model.add("prevention", prepare(f"{PLAIN}."), [], {}) == []
+
+
+def test_an_unsure_or_terse_model_adds_nothing() -> None:
+    doc = prepare(f"{PLEDGE}.")
+    assert ReplyModel.from_data(_model(present_at=1.0)).add("prevention", doc, [], {}) == []
+    assert ReplyModel.from_data(_model(min_features=500)).add("prevention", doc, [], {}) == []
+
+
+def test_a_question_is_no_solution_whatever_the_model_says() -> None:
+    data = train([("Could you send us the photos of the box please?", {"solution": True, "prevention": False}),
+                  ("Thanks for the lovely message, we love it", {"solution": False, "prevention": False}),
+                  (PLEDGE, {"solution": False, "prevention": True})] * 6)
+    for model in data["signals"].values():
+        model.update(min_features=1, present_at=0.5)
+    model = ReplyModel.from_data(data)
+    assert model.add("solution", prepare("Could you send us the photos of the box please?"), [], {}) == []
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"format": 9}, "format"),
+    ({"signals": {"blame": {}}}, "unknown signals"),
+    ({"signals": {}}, "signals"),
+])
+def test_malformed_models_are_refused(change: dict[str, Any], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        ReplyModel.from_data({**_model(), **change})
+
+
+@pytest.mark.parametrize("change, error", [({"kinds": ["no", "yes"]}, "kinds"), ({"present_at": 0}, "present_at"),
+                                           ({"features": None}, "malformed")])
+def test_a_malformed_signal_model_is_refused(change: dict[str, Any], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        ReplyModel.from_data(_model(**change))
+
+
+def _policy(tmp_path: Path, model: str) -> Path:
+    path = tmp_path / "team.yaml"
+    path.write_text(f"name: team\nextends: liability-aware\nlexicon:\n  reply_model: {model}\n")
+    return path
+
+
+def _prevention(policy_path: Path) -> bool:
+    reply = Message(id="a1", role="agent", body=f"I'm sorry the flight was late. {PLEDGE}.")
+    earlier = [Message(id="c1", role="customer", body="The flight was late again.")]
+    return review_reply(reply, earlier, Ticket(id="t"), load_policy(policy_path)).signals.prevention
+
+
+def test_a_policy_names_its_own_models_or_none(tmp_path: Path) -> None:
+    (tmp_path / "gryphon.json").write_text(json.dumps(_model(min_features=1)))
+    assert _prevention(_policy(tmp_path, "gryphon.json"))  # beside the policy file
+    assert not _prevention(_policy(tmp_path, "null"))
+    assert load_policy(_policy(tmp_path, "null")).lexicon.reply_model is None
+    assert load_policy(_policy(tmp_path, "gryphon.json")).version != load_policy(_policy(tmp_path, "null")).version
+
+
+def test_a_missing_or_malformed_model_fails_at_load_naming_file_line_and_key(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match=r"team\.yaml:4: lexicon\.reply_model: .*nope\.json"):
+        load_policy(_policy(tmp_path, "nope.json"))
+    (tmp_path / "bad.json").write_text(json.dumps({"format": 1, "signals": {"blame": {}}}))
+    with pytest.raises(PolicyError, match=r"lexicon\.reply_model: .*unknown signals"):
+        load_policy(_policy(tmp_path, "bad.json"))
+
+
+def test_the_models_find_more_prevention_on_replies_nothing_was_tuned_on(tmp_path: Path) -> None:
+    """The test halves of the held-out sets are in no model's training data and were never tuned on."""
+    items = [i for name in ("holdout3", "holdout6", "holdout7")
+             for i in load_corpus(ROOT / "tests" / "corpus" / name) if in_split(i.id, "test")]
+
+    def right(policy_path: Path | None) -> int:
+        policy = load_policy(policy_path)
+        return sum(review_reply(i.history.messages[-1], i.history.messages[:-1], i.history.ticket,
+                                policy).signals.prevention == i.labels["prevention"] for i in items)
+
+    assert right(None) > right(_policy(tmp_path, "null"))
+
+
+def test_training_needs_both_labels_on_every_reply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = json.loads((ROOT / "tests" / "corpus" / "email.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    del line["labels"]["prevention"]
+    corpus = tmp_path / "team.jsonl"
+    corpus.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    assert main(["signals", "train", str(corpus), "--output", str(tmp_path / "m.json")]) == 2
+    assert "team.jsonl:1: item email-001: labels need true or false for prevention" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()

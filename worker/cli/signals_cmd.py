@@ -1,0 +1,42 @@
+"""`apology-worker signals train CORPUS... [--dev-only CORPUS...] [--output FILE]`: fit the reply models.
+
+The reply models (worker.engine.signals.reply_model) learn how agents word a solution and prevention
+from labelled replies; a team that labels its own replies can fit them to its own wording and name the file
+in its policy (`lexicon: {reply_model: FILE}`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from worker.cli.incidents_cmd import add_training_arguments, write_model
+from worker.corpus import CorpusError, reply_example, training_items
+from worker.engine.signals.reply_model import SIGNALS, train
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("signals", help="fit the reply models (solution, prevention) to labelled replies")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    t = verbs.add_parser("train", help="write the models as JSON (the shipped ones: scripts/train-reply-model)")
+    add_training_arguments(t)
+    t.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    items, trained_on = training_items(args.corpus, args.dev_only)
+    for item in items:
+        missing = [name for name in SIGNALS if not isinstance(item.labels.get(name), bool)]
+        if missing:
+            raise CorpusError(f"{item.where}: item {item.id}: labels need true or false for {', '.join(missing)}")
+    try:
+        model = train((reply_example(item) for item in items), trained_on=trained_on)
+    except ValueError as exc:
+        raise CorpusError(str(exc)) from None
+    write_model(model, args.output)
+    counts = "; ".join(f"{name}: {m['examples'].get('present', 0)} of {sum(m['examples'].values())}, "
+                       f"{len(m['features'])} features" for name, m in model["signals"].items())
+    print(f"reply models: {len(items)} replies ({counts})" + (f" -> {args.output}" if args.output else ""),
+          file=sys.stderr)
+    return 0
