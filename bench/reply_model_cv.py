@@ -25,7 +25,7 @@ from worker.corpus import Item, in_split, load_corpus, reply_example  # noqa: E4
 from worker.engine import load_policy, review_reply  # noqa: E402
 from worker.engine.policy import Policy  # noqa: E402
 from worker.engine.signals.incident_model import features  # noqa: E402
-from worker.engine.signals.reply_model import PRESENT_AT, SIGNALS, ReplyModel, train  # noqa: E402
+from worker.engine.signals.reply_model import PRESENT_AT, SIGNALS, ReplyModel, read_sentences, train  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"
 SPLIT_SETS = ("holdout3", "holdout4", "holdout5", "holdout6", "holdout7")
@@ -83,7 +83,9 @@ def main() -> int:
     policy = without_model(load_policy(None))
     lexicon = lexicon_reading(policy)
     folds, tests = sets()
-    feats = {i.id: features(reply_example(i)[0]) for items in [*folds.values(), tests] for i in items}
+    docs = {i.id: reply_example(i)[0] for items in [*folds.values(), tests] for i in items}
+    feats = {(item_id, signal): features(" ".join(doc.text[a:b] for a, b in read_sentences(signal, doc)))
+             for item_id, doc in docs.items() for signal in SIGNALS}
     # Cross-validation: per signal and threshold, (model alone, lexicon then model) against the labels.
     alone: dict[tuple[str, float], list[tuple[bool, bool]]] = {}
     both: dict[tuple[str, float], list[tuple[bool, bool]]] = {}
@@ -96,7 +98,7 @@ def main() -> int:
                 lex_cv[signal].append((read, gold))
                 model = fold.signals[signal]
                 for t in THRESHOLDS:
-                    says = dataclasses.replace(model, present_at=t).present(feats[item.id])
+                    says = dataclasses.replace(model, present_at=t).present(feats[(item.id, signal)])
                     alone.setdefault((signal, t), []).append((says, gold))
                     both.setdefault((signal, t), []).append((read or says, gold))
     print(f"cross-validation over {sum(map(len, folds.values()))} replies in {len(folds)} folds "

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from worker.engine.review import context_messages
-from worker.engine.text import prepare
+from worker.engine.text import Prepared, prepare
 from worker.errors import ApologyWorkerError
 from worker.history import describe_validation_error
 from worker.models import TicketHistory
@@ -65,10 +65,10 @@ def incident_example(item: Item) -> tuple[list[str], str]:
     return [prepare(m.body, m.format).text for m in earlier], str(item.labels["incident"])
 
 
-def reply_example(item: Item) -> tuple[str, dict[str, Any]]:
+def reply_example(item: Item) -> tuple[Prepared, dict[str, Any]]:
     """What the reply models learn from an item: the reply as the engine sees it, and its labels."""
     reply = item.history.messages[-1]
-    return prepare(reply.body, reply.format).text, item.labels
+    return prepare(reply.body, reply.format), item.labels
 
 
 def training_items(corpora: Sequence[Path], dev_only: Sequence[Path] = ()) -> tuple[list[Item], list[str]]:

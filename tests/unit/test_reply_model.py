@@ -13,7 +13,7 @@ from worker.cli import main
 from worker.corpus import in_split, load_corpus
 from worker.engine import load_policy, review_reply
 from worker.engine.signals.reply_model import ReplyModel, train
-from worker.engine.text import prepare
+from worker.engine.text import Prepared, prepare
 from worker.errors import PolicyError
 from worker.models import Message, Ticket
 
@@ -27,11 +27,11 @@ def _labels(prevention: bool) -> dict[str, Any]:
     return {"solution": True, "prevention": prevention}
 
 
-def _examples() -> list[tuple[str, dict[str, Any]]]:
-    return ([(f"{PLEDGE} number {n}.", _labels(True)) for n in range(8)]
-            + [(f"{PLAIN} number {n}.", _labels(False)) for n in range(8)]
-            + [("No fix here at all, only words about the weather and the sea today", {"solution": False,
-                                                                                     "prevention": False})])
+def _examples() -> list[tuple[Prepared, dict[str, Any]]]:
+    return ([(prepare(f"{PLEDGE} number {n}."), _labels(True)) for n in range(8)]
+            + [(prepare(f"{PLAIN} number {n}."), _labels(False)) for n in range(8)]
+            + [(prepare("No fix here at all, only words about the weather and the sea today"),
+                {"solution": False, "prevention": False})])
 
 
 def _model(**change: Any) -> dict[str, Any]:
@@ -59,19 +59,24 @@ def test_the_model_adds_a_signal_only_when_the_lexicon_found_none() -> None:
 
 
 def test_an_unsure_or_terse_model_adds_nothing() -> None:
-    doc = prepare(f"{PLEDGE}.")
+    doc = prepare(f"{PLEDGE}. " * 40)  # evidence enough to round any probability to 1.0: 1.0 still means never
     assert ReplyModel.from_data(_model(present_at=1.0)).add("prevention", doc, [], {}) == []
     assert ReplyModel.from_data(_model(min_features=500)).add("prevention", doc, [], {}) == []
 
 
 def test_a_question_is_no_solution_whatever_the_model_says() -> None:
-    data = train([("Could you send us the photos of the box please?", {"solution": True, "prevention": False}),
-                  ("Thanks for the lovely message, we love it", {"solution": False, "prevention": False}),
-                  (PLEDGE, {"solution": False, "prevention": True})] * 6)
+    ask = "Could you send us the photos of the box and the label please"
+    data = train([(prepare(f"{ask}?"), {"solution": True, "prevention": False}),
+                  (prepare(f"{ask}."), {"solution": True, "prevention": False}),
+                  (prepare("Thanks for the lovely message, we love it"), {"solution": False, "prevention": False}),
+                  (prepare(PLEDGE), {"solution": False, "prevention": True})] * 6)
     for model in data["signals"].values():
         model.update(min_features=1, present_at=0.5)
     model = ReplyModel.from_data(data)
-    assert model.add("solution", prepare("Could you send us the photos of the box please?"), [], {}) == []
+    assert model.add("solution", prepare(f"{ask}."), [], {})  # an instruction is one
+    # Neither the question nor the thanks around it: "Thanks!" is no solution however the reply reads.
+    assert model.add("solution", prepare(f"{ask}? Thanks!"), [], {}) == []
+    assert model.add("solution", prepare(f'He asked "{ask}?")'), [], {}) == []
 
 
 @pytest.mark.parametrize("change, error", [
@@ -85,7 +90,9 @@ def test_malformed_models_are_refused(change: dict[str, Any], error: str) -> Non
 
 
 @pytest.mark.parametrize("change, error", [({"kinds": ["no", "yes"]}, "kinds"), ({"present_at": 0}, "present_at"),
-                                           ({"features": None}, "malformed")])
+                                           ({"features": None}, "malformed"), ({"min_features": -1}, "min_features"),
+                                           ({"features": {"a": [0.0]}}, "two values"),
+                                           ({"features": {"a": [0.0, float("inf")]}}, "finite")])
 def test_a_malformed_signal_model_is_refused(change: dict[str, Any], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         ReplyModel.from_data(_model(**change))

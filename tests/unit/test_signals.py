@@ -27,6 +27,9 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("Sorry, but the damage charge stands.", "specific", 1),
     ("Hi Kelsey, sorry, but lockouts aren't covered on the Basic plan.", "specific", 1),
     ("Sorry, but we can't refund an App Store charge from our side.", "specific", 1),
+    ("Sorry, but at the moment we can't offer a replacement.", "generic", 1),
+    ("Sorry, but I can't make any promises.", "generic", 1),
+    ("Sorry, but our policy doesn't allow that.", "generic", 1),
     ("I regret to inform you that the decision stands.", "generic", 1),
     ("my bad, I sent you the wrong link", "specific", 1),
     ("I\u2019m sorry about the trouble signing in.", "specific", 1),
@@ -68,6 +71,8 @@ def test_apology_kind_and_count(policy: Policy, reply: str, kind: str, count: in
     ("Sorry about this. Our billing system overcharged you for March.", None, "responsibility"),
     ("I'm sorry the storm delayed your parcel; the courier resumes tomorrow.", "Storm delayed my parcel",
      "empathy"),
+    # A refusal names what is refused, not a failure of ours: no implied responsibility for a faulty kettle.
+    ("Sorry, but the damage charge stands.", "The kettle you sold me is faulty and burned my hand.", "empathy"),
 ])
 def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: str) -> None:
     assert judge(policy, reply, said).signals.apology_stance == stance
@@ -134,6 +139,19 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("empathy", "I appreciate the pressure this has put on you and your team.", True),
     ("empathy", "I understand this is a large and unexpected bill.", True),
     ("empathy", "I understand this is your account number.", False),
+    # Wordings near the session-5 patterns that must not count.
+    ("blame", "I'm so sorry you were emailed several times by mistake, I've removed the duplicate.", False),
+    ("blame", "As your email explains, you were charged twice. I've refunded the second charge.", False),
+    ("blame", "As the listing guide explains, authenticity photos are worth checking first.", True),
+    ("blame", "I need you to calm down before we continue.", True),
+    ("blame", "Being told to calm down is not acceptable.", False),
+    ("liability_admission", "It's our job to keep your data safe and it wasn't shared with anyone.", False),
+    ("liability_admission", "It's my responsibility to make sure our rules are followed, and on this occasion "
+                            "they weren't.", True),
+    ("prevention", "I've passed your kind words to the manager at our Ferrybridge depot.", False),
+    ("prevention", "I've spoken to Kyle's manager this morning.", True),
+    ("prevention", "Clear your cache so all you see is the new page.", False),
+    ("empathy", "The part can't be replaced, but we can repair it.", False),
 ])
 def test_reply_signals(policy: Policy, signal: str, reply: str, expected: bool) -> None:
     assert getattr(judge(policy, reply).signals, signal) is expected

@@ -30,12 +30,14 @@ _REFUSAL = re.compile(
 # App Store charge": a refusal after the apology that names what is refused makes it specific (DESIGN: the
 # thing affected); "Sorry, but we can't extend that" names nothing.
 _NAMED_REFUSAL = re.compile(
-    r"\s*,?\s*but\s+(?:"
-    r"(?!(?:we|i|you|it|that|this|they|there|he|she|unfortunately|sadly|as|if|since|because)\b)"
+    r"[ \t]*(?:,[ \t]*)?but\s+(?:"
+    r"(?!(?:we|i|you|it|that|this|they|there|he|she|unfortunately|sadly|as|if|since|because|what|everyone|everybody"
+    r"|anyone|anybody|nobody|at|in|for|right|currently|our\s+(?:policy|policies|terms|system|rules)"
+    r"|the\s+(?:policy|rules|system|terms))\b)"
     r"[\w'-]+(?:\s+[\w'-]+){0,5}?\s+(?:can't|cannot|can\s+not|won't|isn't|aren't|is\s+not|are\s+not|wasn't|weren't"
     r"|don't|doesn't|stands|still\s+stands|remains?|has\s+to|have\s+to|must|only)\b"
     r"|(?:we|i)(?:'re|\s+are|'m|\s+am)?\s+(?:can't|cannot|can\s+not|won't|don't|do\s+not|unable\s+to|not\s+able\s+to"
-    r"|no\s+longer)\s+(?:[\w'-]+\s+){1,2}(?:the|your|an?|any|our|these|those)\s+[\w'-]+)",
+    r"|no\s+longer)\s+(?:[\w'-]+\s+){1,2}(?:the|your|an?|our|these|those)\s+[\w'-]+)",
     re.IGNORECASE)
 _SELF_BLAME = re.compile(r"my\s+bad|mea\s+culpa")
 _VOCATIVE = re.compile(r"\s*,?\s*(?:[A-Z][a-z]+|@\w+)(?:\s+[A-Z][a-z]+)?\s*(?=[,!.:;]|\s+[^\w\s])")
@@ -60,6 +62,7 @@ class ApologyExpression:
     end: int
     specific: bool
     responsibility: bool
+    refusal: bool = False  # specific only because a refusal after it names the thing refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,16 +116,20 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
         softener = obj.lstrip().startswith(",") and bool(_REFUSAL.search(obj)) and not own
         content = [] if bad_news or softener else [w for w in words if _stem(w) not in lex.generic_words]
         named = bool(content) or bool(_PRONOUN_OBJECT.match(obj) and _NAMED_BEFORE.search(text, s_start, start))
+        refusal = False
         if not named and not words and not bad_news:
-            named = bool(_NAMED_REFUSAL.match(text, stop + len(obj), s_end))
+            # Bounded: the refusal is read in the clause after the apology, not the rest of a long sentence.
+            refusal = named = bool(_NAMED_REFUSAL.match(text, stop + len(obj), min(s_end, stop + len(obj) + 200)))
         if not named and _CLOSED_NOTICE.search(text, max(0, start - 80), start):
             continue
         end = stop + len(obj.rstrip(" \t\n,.!?;:-\"'"))
-        found.append(ApologyExpression(start, max(end, stop), specific=named, responsibility=own))
+        found.append(ApologyExpression(start, max(end, stop), specific=named, responsibility=own, refusal=refusal))
     if not found:
         return ApologyReading("none", None, ())
     kind = "specific" if any(e.specific for e in found) else "generic"
-    implied = kind == "specific" and incident in COMPANY_FAILURES and not third_party
+    # A refusal names what is refused, not a failure of ours: it implies no responsibility.
+    implied = (any(e.specific and not e.refusal for e in found) and incident in COMPANY_FAILURES
+               and not third_party)
     responsible = company_at_fault or implied or any(e.responsibility for e in found)
     return ApologyReading(kind, "responsibility" if responsible else "empathy", tuple(found))
 

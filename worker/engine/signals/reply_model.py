@@ -35,38 +35,41 @@ from worker.engine.text import Prepared
 FORMAT = 1
 SIGNALS = ("solution", "prevention")  # the reply signals a model may add to
 _ABSENT, _PRESENT = "absent", "present"
+_STATEMENTS_ONLY = frozenset({"solution"})
+_CLOSERS = " \t\n\"')]\u201d\u2019"  # after a question mark: "Could you ...?)"
 # Chosen by cross-validation (bench/reply_model_cv.py): the best F1 of the model alone at a precision of at
 # least 0.75 (about the lexicon's on unseen text).
-PRESENT_AT = {"solution": 0.8, "prevention": 0.99}
+PRESENT_AT = {"solution": 0.5, "prevention": 0.99}
 MIN_FEATURES = 30  # naive Bayes is overconfident on a few words: not on one-line replies (about 15 words)
 
 
 @dataclass(frozen=True, slots=True)
 class SignalModel:
-    prior_odds: float  # log P(present) - log P(absent)
+    prior_odds: float  # log P(present) - log P(absent): 0 as trained (a uniform prior, as for incidents)
     odds: Mapping[str, float]  # feature -> log P(f | present) - log P(f | absent): two classes need one number
     present_at: float
     min_features: int
 
+    @property
+    def needed(self) -> float:
+        """The log-odds `present_at` asks for (compared as log-odds: a probability rounds to 1.0 long
+        before the evidence runs out, so `present_at: 1` would not mean "never")."""
+        return math.inf if self.present_at >= 1.0 else math.log(self.present_at / (1.0 - self.present_at))
+
     def present(self, feats: frozenset[str]) -> bool:
         known = [v for v in map(self.odds.get, feats) if v is not None]
-        if len(known) < self.min_features:
-            return False
-        score = self.prior_odds + sum(known)  # the log-odds: P(present) is its logistic, computed without overflow
-        probability = 1.0 / (1.0 + math.exp(-score)) if score >= 0 else math.exp(score) / (1.0 + math.exp(score))
-        return probability >= self.present_at
+        return len(known) >= self.min_features and self.prior_odds + sum(known) >= self.needed
 
-    def sentence(self, doc: Prepared, *, questions: bool = True) -> tuple[int, int] | None:
-        """The sentence whose features favour the signal most (the span a finding quotes); with
-        `questions=False` a question is never it, and a reply of questions only has none."""
-        best, span = float("-inf"), None
-        for start, end in doc.sentences():
-            start, end = _trimmed(doc.text, start, end)
-            if end <= start or (not questions and doc.text[end - 1] == "?"):
-                continue
+    def sentence(self, doc: Prepared, spans: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
+        """Of `spans` (sentences), the one whose features favour the signal most, if any does: the span a
+        finding quotes. A sentence of a few words (a greeting, a signature) only when no longer one does."""
+        best: tuple[bool, float] = (False, 0.0)
+        span = None
+        for start, end in spans:
             score = sum(self.odds.get(f, 0.0) for f in features(doc.text[start:end]))
-            if score > best:
-                best, span = score, (start, end)
+            rank = (len(doc.text[start:end].split()) >= 4, score)
+            if score > 0 and rank > best:
+                best, span = rank, (start, end)
         return span
 
 
@@ -91,43 +94,68 @@ class ReplyModel:
                 if list(model["kinds"]) != [_ABSENT, _PRESENT]:
                     raise ValueError(f"kinds must be [{_ABSENT!r}, {_PRESENT!r}]")
                 prior = float(model["prior"][1]) - float(model["prior"][0])
-                odds = {str(f): float(v[1]) - float(v[0]) for f, v in model["features"].items()}
+                odds = {str(f): _pair(v) for f, v in model["features"].items()}
                 present_at, min_features = float(model["present_at"]), int(model["min_features"])
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 raise ValueError(f"reply model for {name}: missing or malformed field: {exc}") from None
             if not 0.0 < present_at <= 1.0:
                 raise ValueError(f"reply model for {name}: present_at must be in (0, 1]")
+            if min_features < 0 or not math.isfinite(prior):
+                raise ValueError(f"reply model for {name}: min_features must be >= 0 and the prior finite")
             out[name] = SignalModel(prior, odds, present_at, min_features)
         return cls(out)
 
     def add(self, name: str, doc: Prepared, spans: list[tuple[int, int]],
             memo: dict[str, frozenset[str]]) -> list[tuple[int, int]]:
         """The lexicon's `spans` for signal `name`, or the model's sentence when it finds the signal they
-        missed. `memo` holds the reply's features, computed once for all signals."""
+        missed. `memo` holds the features of what the models read, computed once for all signals."""
         model = self.signals.get(name)
         if spans or model is None:
             return spans
-        if "features" not in memo:
-            memo["features"] = features(doc.text)
-        if not model.present(memo["features"]):
+        sentences = read_sentences(name, doc)
+        key = "statements" if name in _STATEMENTS_ONLY else "all"
+        if key not in memo:
+            memo[key] = features(" ".join(doc.text[a:b] for a, b in sentences))
+        if not model.present(memo[key]):
             return spans
-        span = model.sentence(doc, questions=name != "solution")
+        span = model.sentence(doc, sentences)
         return [span] if span is not None else spans
 
 
-def train(examples: Iterable[tuple[str, Mapping[str, Any]]], *, signals: Sequence[str] = SIGNALS,
+def read_sentences(name: str, doc: Prepared) -> list[tuple[int, int]]:
+    """The sentences a signal's model reads: for a solution the reply without its questions (DESIGN.md: a
+    clarifying question is no solution, so neither it nor the thanks around it may make one), else all."""
+    spans = [_trimmed(doc.text, a, b) for a, b in doc.sentences()]
+    spans = [(a, b) for a, b in spans if b > a]
+    if name in _STATEMENTS_ONLY:
+        spans = [(a, b) for a, b in spans if not doc.text[a:b].rstrip(_CLOSERS).endswith("?")]
+    return spans
+
+
+def train(examples: Iterable[tuple[Prepared, Mapping[str, Any]]], *, signals: Sequence[str] = SIGNALS,
           trained_on: Sequence[str] = ()) -> dict[str, Any]:
-    """The JSON form of one model per signal, from (prepared reply text, labels) examples."""
+    """The JSON form of one model per signal, from (prepared reply, labels) examples."""
     examples = list(examples)
     out: dict[str, Any] = {"format": FORMAT, "trained_on": list(trained_on), "signals": {}}
     for name in signals:
-        data = train_nb(([text], _PRESENT if labels[name] else _ABSENT) for text, labels in examples)
+        texts = ((" ".join(doc.text[a:b] for a, b in read_sentences(name, doc)), labels) for doc, labels in examples)
+        data = train_nb(([text], _PRESENT if labels[name] else _ABSENT) for text, labels in texts)
         if data["kinds"] != [_ABSENT, _PRESENT]:
             raise ValueError(f"{name}: the examples need replies with and without it")
         out["signals"][name] = {"kinds": data["kinds"], "examples": data["examples"], "prior": data["prior"],
                                 "present_at": PRESENT_AT[name], "min_features": MIN_FEATURES,
                                 "features": data["features"]}
     return out
+
+
+def _pair(value: Sequence[Any]) -> float:
+    """A feature's row, [log P(f | absent), log P(f | present)], as the difference of two finite numbers."""
+    if len(value) != 2:
+        raise ValueError("a feature's row needs two values")
+    odds = float(value[1]) - float(value[0])
+    if not math.isfinite(odds):
+        raise ValueError("a feature's values must be finite")
+    return odds
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
