@@ -112,13 +112,13 @@ class ReplyModel:
         model = self.signals.get(name)
         if spans or model is None:
             return spans
-        sentences = read_sentences(name, doc)
-        key = "statements" if name in _STATEMENTS_ONLY else "all"
+        # Without a question mark the statements are the whole reply: one feature pass serves both models.
+        key = "statements" if name in _STATEMENTS_ONLY and "?" in doc.text else "all"
         if key not in memo:
-            memo[key] = features(" ".join(doc.text[a:b] for a, b in sentences))
+            memo[key] = features(_joined(doc, read_sentences(name, doc)) if key == "statements" else doc.text)
         if not model.present(memo[key]):
             return spans
-        span = model.sentence(doc, sentences)
+        span = model.sentence(doc, read_sentences(name, doc))
         return [span] if span is not None else spans
 
 
@@ -138,7 +138,7 @@ def train(examples: Iterable[tuple[Prepared, Mapping[str, Any]]], *, signals: Se
     examples = list(examples)
     out: dict[str, Any] = {"format": FORMAT, "trained_on": list(trained_on), "signals": {}}
     for name in signals:
-        texts = ((" ".join(doc.text[a:b] for a, b in read_sentences(name, doc)), labels) for doc, labels in examples)
+        texts = ((_joined(doc, read_sentences(name, doc)), labels) for doc, labels in examples)
         data = train_nb(([text], _PRESENT if labels[name] else _ABSENT) for text, labels in texts)
         if data["kinds"] != [_ABSENT, _PRESENT]:
             raise ValueError(f"{name}: the examples need replies with and without it")
@@ -146,6 +146,10 @@ def train(examples: Iterable[tuple[Prepared, Mapping[str, Any]]], *, signals: Se
                                 "present_at": PRESENT_AT[name], "min_features": MIN_FEATURES,
                                 "features": data["features"]}
     return out
+
+
+def _joined(doc: Prepared, spans: Sequence[tuple[int, int]]) -> str:
+    return " ".join(doc.text[a:b] for a, b in spans)
 
 
 def _pair(value: Sequence[Any]) -> float:
