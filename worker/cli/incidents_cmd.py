@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,18 @@ def write_model(model: dict[str, Any], output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("incidents", help="fit the incident model to labelled conversations")
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-    t = verbs.add_parser("train", help="write the model as JSON (the shipped one: scripts/train-incident-model)")
+def register_training(sub: Any, command: str, about: str, train_help: str,
+                      run: Callable[[argparse.Namespace], int]) -> None:
+    """`apology-worker COMMAND train CORPUS... [--dev-only CORPUS...] [--output FILE]`."""
+    verbs = sub.add_parser(command, help=about).add_subparsers(dest="verb", required=True, metavar="VERB")
+    t = verbs.add_parser("train", help=train_help)
     add_training_arguments(t)
     t.set_defaults(run=run)
+
+
+def register(sub: Any) -> None:
+    register_training(sub, "incidents", "fit the incident model to labelled conversations",
+                      "write the model as JSON (the shipped one: scripts/train-incident-model)", run)
 
 
 def run(args: argparse.Namespace) -> int:

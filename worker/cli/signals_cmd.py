@@ -11,17 +11,14 @@ import argparse
 import sys
 from typing import Any
 
-from worker.cli.incidents_cmd import add_training_arguments, write_model
+from worker.cli.incidents_cmd import register_training, write_model
 from worker.corpus import CorpusError, reply_example, training_items
 from worker.engine.signals.reply_model import SIGNALS, train
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("signals", help="fit the reply models (solution, prevention) to labelled replies")
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-    t = verbs.add_parser("train", help="write the models as JSON (the shipped ones: scripts/train-reply-model)")
-    add_training_arguments(t)
-    t.set_defaults(run=run)
+    register_training(sub, "signals", "fit the reply models (solution, prevention) to labelled replies",
+                      "write the models as JSON (the shipped ones: scripts/train-reply-model)", run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,9 +7,9 @@ teach the engine a phrase without touching code. This module turns that data int
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from worker.engine.matcher import Scan, Scanner
 from worker.engine.signals.incident_model import IncidentModel
@@ -18,6 +18,7 @@ from worker.engine.signals.reply_model import ReplyModel
 if TYPE_CHECKING:
     from worker.engine.text import Prepared
 
+M = TypeVar("M")
 FLAGS = re.IGNORECASE | re.MULTILINE
 _MACRO = re.compile(r"\{(\w+)\}")
 
@@ -154,27 +155,19 @@ def compile_lexicon(data: Mapping[str, Any], incident_model: Mapping[str, Any] |
         prevention_excluded=pat("prevention.excluded"),
         closing=pat("incident.closing"),
         closing_unless=pat("incident.closing.unless"),
-        incident_model=_incident_model(incident_model),
-        reply_model=_reply_model(reply_model),
+        incident_model=_model(incident_model, IncidentModel.from_data, "incident.model"),
+        reply_model=_model(reply_model, ReplyModel.from_data, "reply_model"),
     )
 
 
-def _incident_model(data: Mapping[str, Any] | None) -> IncidentModel | None:
+def _model(data: Mapping[str, Any] | None, build: Callable[[Mapping[str, Any]], M], key: str) -> M | None:
+    """A model from the JSON the lexicon's `key` named (None: it names none); a LexiconError at `key`."""
     if data is None:
         return None
     try:
-        return IncidentModel.from_data(data)
+        return build(data)
     except ValueError as exc:
-        raise LexiconError("incident.model", str(exc)) from None
-
-
-def _reply_model(data: Mapping[str, Any] | None) -> ReplyModel | None:
-    if data is None:
-        return None
-    try:
-        return ReplyModel.from_data(data)
-    except ValueError as exc:
-        raise LexiconError("reply_model", str(exc)) from None
+        raise LexiconError(key, str(exc)) from None
 
 
 def _weak_list(data: Mapping[str, Any], path: str) -> list[Any]:
