@@ -14,7 +14,7 @@ with the lexicon, whose findings quote the words that made them (a blame model g
 text and flagged plain replies).
 
 Measured by leave-one-set-out cross-validation and on the held-out test halves (bench/reply_model_cv.py):
-there, prevention F1 0.667 -> 0.803, solution 0.914 -> 0.945. Each threshold is the one with the best
+there, prevention F1 0.667 -> 0.803, solution 0.914 -> 0.942. Each threshold is the one with the best
 cross-validated F1 of the model alone at a precision of at least 0.75.
 
 Pure: the models are data (JSON written by `apology-worker signals train`, named by the lexicon's
