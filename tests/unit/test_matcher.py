@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.engine.matcher import Scanner
+from worker.engine.matcher import Offsets, Scanner
 
 FLAGS = re.IGNORECASE | re.MULTILINE
 PATTERNS = [
@@ -52,6 +52,29 @@ def test_scanner_finds_what_python_re_finds(words: list[str]) -> None:
     got = scanner.find(set_id, text, scanner.scan(text), lambda pos: (0, len(text)))
     assert [text[a:b] for a, b in got] == _expected(text)
     assert scanner.exists(set_id, text, scanner.scan(text), lambda pos: (0, len(text))) == bool(got)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), min_size=40, max_size=160))
+def test_many_matches_in_a_long_non_ascii_text_keep_character_offsets(words: list[str]) -> None:
+    # Past a few conversions a non-ASCII text's offsets come from a table instead of decoding each prefix.
+    text = " ".join(["Zoë", *words])
+    scanner, set_id = _scanner()
+    got = scanner.find(set_id, text, scanner.scan(text), lambda pos: (0, len(text)))
+    assert [text[a:b] for a, b in got] == _expected(text)
+
+
+def test_offset_maps_agree_with_decoding_in_both_modes() -> None:
+    text = "Zoë — naïve 😀 café" * 5
+    data = text.encode()
+    boundaries = [len(text[:i].encode()) for i in range(len(text) + 1)]
+    decoding, table = Offsets(data, text), Offsets(data, text)
+    for _ in range(Offsets._DIRECT + 1):
+        table.chars(0)  # enough calls to switch to the table
+    for index, offset in enumerate(boundaries):
+        assert decoding.chars(offset) == table.chars(offset) == index
+        assert decoding.byte(index) == table.byte(index) == offset
+        decoding = Offsets(data, text)  # stays below the switch
 
 
 def test_offsets_are_characters_not_bytes_in_non_ascii_text() -> None:

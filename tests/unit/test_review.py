@@ -73,6 +73,24 @@ def test_engine_never_raises_and_spans_equal_excerpts(policy: Policy, body: str,
         assert body[f.span[0]:f.span[1]] == f.excerpt
 
 
+# Shapes of real mail that once sent a regular expression into catastrophic backtracking: a long `>`-quoted
+# history took minutes (500 lines: 79 s), a reply of many links grew with the square of their number. Each
+# must be judged on its own words; the timeout fails a regression that would hang a worker.
+@pytest.mark.timeout(60)
+def test_a_reply_over_a_long_quoted_history_is_judged_on_its_own_words(policy: Policy) -> None:
+    quoted = "\n".join(["> sorry, sorry, sorry"] * 2000)
+    body = "I'm sorry your order is late. I've refunded the delivery charge.\n\n" + quoted
+    v = review_reply(agent(body), [customer("Where is my order?\n" + "> earlier\n" * 2000)], ticket(), policy)
+    assert v.signals.apology_count == 1 and v.signals.solution
+
+
+@pytest.mark.timeout(60)
+def test_a_reply_of_many_links_in_one_sentence_is_judged(policy: Policy) -> None:
+    body = "These pages explain it " + " ".join(f"https://help.example.com/a/{n}" for n in range(6000))
+    v = review_reply(agent(body), [customer("How do I export my data?")], ticket(), policy)
+    assert v.signals.solution and v.signals.apology == "none"
+
+
 def test_review_cli_jsonl_prints_one_verdict_per_reply(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["review", str(EXAMPLE), "--format", "jsonl"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -15,8 +15,10 @@ signal readers expect.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 import re2  # type: ignore[import-untyped]
@@ -38,14 +40,51 @@ _SET_PATTERNS = 200
 _UNANCHORED = _re2.RE2.Anchor.UNANCHORED
 
 
+class Offsets:
+    """Byte offsets of a non-ASCII text's UTF-8 form to character offsets and back.
+
+    Decoding the prefix before each offset is cheapest for the few matches of an ordinary text, but it is
+    linear per match, so a long text with many matches (a wall of emoji, hundreds of links) went
+    quadratic: past `_DIRECT` conversions the text's byte offsets are tabulated once instead.
+    """
+
+    _DIRECT = 16
+    __slots__ = ("_calls", "_starts", "data", "text")
+
+    def __init__(self, data: bytes, text: str) -> None:
+        self.data, self.text = data, text
+        self._calls = 0
+        self._starts: list[int] | None = None  # byte offset where each character starts, and the end
+
+    def _table(self) -> list[int] | None:
+        self._calls += 1
+        if self._starts is None and self._calls > self._DIRECT:
+            self._starts = list(accumulate((len(c.encode("utf-8", "surrogatepass")) for c in self.text),
+                                           initial=0))
+        return self._starts
+
+    def chars(self, offset: int) -> int:
+        """The character at (or, inside a sequence, after) byte `offset`."""
+        starts = self._table()
+        if starts is None:
+            return len(self.data[:offset].decode("utf-8", "surrogatepass"))
+        return bisect_left(starts, offset)
+
+    def byte(self, index: int) -> int:
+        starts = self._table()
+        if starts is None:
+            return len(self.text[:index].encode("utf-8", "surrogatepass"))
+        return starts[index]
+
+
 @dataclass(frozen=True, slots=True)
 class Scan:
     """Which patterns match somewhere in one text (set id -> indexes of its matching patterns), and the
-    text as UTF-8 for RE2."""
+    text as UTF-8 for RE2 (with its offset map when the text is not ASCII)."""
 
     hits: dict[int, list[int]]
     data: bytes
-    ascii: bool
+    offsets: Offsets | None  # None: ASCII, byte and character offsets are the same
 
 
 @dataclass
@@ -141,7 +180,7 @@ class Scanner:
                         alts.append(alt_id)
         for set_id, alt_id in self._always:
             hits.setdefault(set_id, []).append(alt_id)
-        return Scan(hits, data, len(data) == len(text))
+        return Scan(hits, data, None if len(data) == len(text) else Offsets(data, text))
 
     def find(self, set_id: int, text: str, scan: Scan, window: Window | None = None) -> list[tuple[int, int]]:
         """Non-overlapping (leftmost, then longest) matches of a pattern set in `text`.
@@ -191,10 +230,10 @@ def _re2_spans(regexp: Any, scan: Scan) -> Iterator[tuple[int, int]]:
         start, end = regexp.Match(_UNANCHORED, data, pos, size)[0]
         if start < 0:
             return
-        if scan.ascii:
+        if scan.offsets is None:
             yield start, end
         else:
-            yield _chars(data, start), _chars(data, end)
+            yield scan.offsets.chars(start), scan.offsets.chars(end)
         pos = _char_start(data, end if end > start else end + 1)
 
 
@@ -215,11 +254,11 @@ def _python_spans(entry: _Entry, text: str, scan: Scan) -> Iterator[tuple[int, i
         begin = entry.candidates.Match(_UNANCHORED, data, pos, size)[0][0]
         if begin < 0:
             return
-        start = begin if scan.ascii else _chars(data, begin)
+        start = begin if scan.offsets is None else scan.offsets.chars(begin)
         m = entry.python.match(text, start)
         if m is not None and m.end() > start:
             yield start, m.end()
-            pos = m.end() if scan.ascii else len(text[:m.end()].encode("utf-8", "surrogatepass"))
+            pos = m.end() if scan.offsets is None else scan.offsets.byte(m.end())
         else:
             pos = _char_start(data, begin + 1)
 
@@ -229,10 +268,6 @@ def _char_start(data: bytes, pos: int) -> int:
     while 0 < pos < len(data) and data[pos] & 0xC0 == 0x80:
         pos += 1
     return pos
-
-
-def _chars(data: bytes, offset: int) -> int:
-    return len(data[:offset].decode("utf-8", "surrogatepass"))
 
 
 def _reach(window: Window, pos: int, length: int) -> int:

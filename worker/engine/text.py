@@ -39,8 +39,8 @@ _QUOTED_LINE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
 # A phrase in double quotes inside one line: the agent citing someone else's words.
 _QUOTED_PHRASE = re.compile(r'"[^"\n]{1,300}"')
 _MAIL_CUES = re.compile(
-    r"^\s*(?:on\b.{0,200}\bwrote:|from:|sent:|-{2,}|_{5,}|sent from my|get outlook|"
-    r"(?:best|kind|warm(?:est)?|many)?\s*regards|thanks,|thank you,|best,|cheers,|sincerely|"
+    r"^[ \t]*(?:on\b.{0,200}\bwrote:|from:|sent:|-{2,}|_{5,}|sent from my|get outlook|"
+    r"(?:best|kind|warm(?:est)?|many)?[ \t]*regards|thanks,|thank you,|best,|cheers,|sincerely|"
     r"all the best|disclaimer|confidential)",
     re.IGNORECASE | re.MULTILINE,
 )

@@ -9,9 +9,12 @@ from worker.engine.text import Prepared
 def read_solution(doc: Prepared, lex: Lexicon) -> list[tuple[int, int]]:
     """Actions taken, instructions, channels. A link counts unless it backs a policy refusal."""
     spans = lex.find("solution", doc)
+    excluded: dict[tuple[int, int], bool] = {}  # per sentence: a reply of many links is one long sentence
     for start, end in lex.find("solution_weak", doc):
-        s_start, s_end = doc.sentence(start)
-        if not lex.solution_excluded.search(doc.text, s_start, s_end):
+        sentence = doc.sentence(start)
+        if sentence not in excluded:
+            excluded[sentence] = lex.solution_excluded.search(doc.text, *sentence) is not None
+        if not excluded[sentence]:
             spans.append((start, end))
     return sorted(spans)
 
