@@ -27,7 +27,15 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("Sorry, but the damage charge stands.", "specific", 1),
     ("Hi Kelsey, sorry, but lockouts aren't covered on the Basic plan.", "specific", 1),
     ("Sorry, but we can't refund an App Store charge from our side.", "specific", 1),
-    ("Sorry, but at the moment we can't offer a replacement.", "generic", 1),
+    ("Sorry, but at the moment we can't do that.", "generic", 1),
+    # ... also without "but", after a name, and whatever the verb, as the fifth to thirteenth authors label it.
+    ("Sorry, but at the moment we can't offer a replacement.", "specific", 1),
+    ("Sorry Dave, we can't say whether microbore will work without seeing it.", "specific", 1),
+    ("Sorry, we don't price match online-only shops.", "specific", 1),
+    ("Sorry, we can't do that one.", "generic", 1),
+    ("Sorry Hugh, that's one we can't change: seat selection is a paid extra.", "generic", 1),
+    # The news names the thing: "I regret to inform you that ..." (but not "the decision stands").
+    ("I regret to inform you that room transfers are not possible after 1 November.", "specific", 1),
     ("Sorry, but I can't make any promises.", "generic", 1),
     ("Sorry, but our policy doesn't allow that.", "generic", 1),
     ("I regret to inform you that the decision stands.", "generic", 1),
@@ -38,8 +46,9 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("Sorry Dev, but orders can take up to 14 days.", "generic", 1),
     ("I'm very sorry: the fee in your offer letter was wrong.", "specific", 1),
     ("I’m really sorry – our driver left your parcel at number 14.", "specific", 1),
-    ("Sorry, the Aria only comes in grey, navy and ochre.", "generic", 1),
-    ("Sorry Theo, no dark mode yet!", "generic", 1),
+    # A limit that names what it limits (the fifth to thirteenth authors; the first four read these generic).
+    ("Sorry, the Aria only comes in grey, navy and ochre.", "specific", 1),
+    ("Sorry Theo, no dark mode yet!", "specific", 1),
     ("Sorry, which order was that?", "none", 0),
     ("sorry, could you send the order number?", "none", 0),
     ("Sorry?", "none", 0),

@@ -39,6 +39,22 @@ _NAMED_REFUSAL = re.compile(
     r"|(?:we|i)(?:'re|\s+are|'m|\s+am)?\s+(?:can't|cannot|can\s+not|won't|don't|do\s+not|unable\s+to|not\s+able\s+to"
     r"|no\s+longer)\s+(?:[\w'-]+\s+){1,2}(?:the|your|an?|our|these|those)\s+[\w'-]+)",
     re.IGNORECASE)
+# "Sorry, we don't price match online-only shops", "Sorry Dave, we can't say whether microbore will work":
+# a refusal right after the apology that names what it refuses (a word beyond these and the lexicon's
+# generic words) makes it specific; "Sorry, we can't do that one" names nothing.
+_REFUSAL_CLAUSE_END = re.compile(r"[;:]|\s-+\s|[.!?](?:\s|$)")
+_REFUSAL_LEAD = 50  # the refusal must open the clause: not "sorry, I know ..., but our system can't ..."
+_REFUSAL_WORDS = frozenset({
+    "but", "unfortunately", "afraid", "can't", "cannot", "won't", "don't", "doesn't", "aren't", "only",
+    "unable", "able", "longer", "they", "do", "does", "did", "make", "give", "change", "offer", "provide",
+    "accept", "allow", "agree", "refund", "extend", "process", "arrange", "honour", "honor", "guarantee",
+    "promise", "promises", "exception", "exceptions", "currently", "moment", "policy", "policies", "terms",
+    "conditions", "rules", "rule", "requirement", "requirements", "system", "side", "stage", "case", "that's", "we're",
+    "i'm", "we'll", "i'll", "let", "us", "them",
+})
+# The words of the news itself that name nothing: "I regret to inform you that the decision stands".
+_NEWS_VERBS = frozenset({"inform", "advise", "tell", "let", "report", "decision", "decisions", "stands", "stand",
+                         "remains", "final"})
 _SELF_BLAME = re.compile(r"my\s+bad|mea\s+culpa")
 _VOCATIVE = re.compile(r"\s*,?\s*(?:[A-Z][a-z]+|@\w+)(?:\s+[A-Z][a-z]+)?\s*(?=[,!.:;]|\s+[^\w\s])")
 _LATE_COMMA = re.compile(r"(?<=\w)[^\w\n]*,")
@@ -114,12 +130,17 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
         # "Sorry, the Aria only comes in grey": a sorry that softens a refusal or a limit names no failure
         # (unless the refusal after a "but" names what is refused: `_NAMED_REFUSAL`).
         softener = obj.lstrip().startswith(",") and bool(_REFUSAL.search(obj)) and not own
-        content = [] if bad_news or softener else [w for w in words if _stem(w) not in lex.generic_words]
+        if bad_news:  # "I regret to inform you that your claim has been declined": the news names the thing
+            content = [w for w in words if _stem(w) not in lex.generic_words and w not in _NEWS_VERBS]
+        else:
+            content = [] if softener else [w for w in words if _stem(w) not in lex.generic_words]
         named = bool(content) or bool(_PRONOUN_OBJECT.match(obj) and _NAMED_BEFORE.search(text, s_start, start))
         refusal = False
-        if not named and not words and not bad_news:
+        if not named and (softener or (not words and not bad_news)):
             # Bounded: the refusal is read in the clause after the apology, not the rest of a long sentence.
-            refusal = named = bool(_NAMED_REFUSAL.match(text, stop + len(obj), min(s_end, stop + len(obj) + 200)))
+            after = stop if softener else stop + len(obj)
+            refusal = named = (bool(_NAMED_REFUSAL.match(text, after, min(s_end, after + 200)))
+                               or _refusal_names(text, after, s_end, lex))
         if not named and _CLOSED_NOTICE.search(text, max(0, start - 80), start):
             continue
         end = stop + len(obj.rstrip(" \t\n,.!?;:-\"'"))
@@ -132,6 +153,18 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
                and not third_party)
     responsible = company_at_fault or implied or any(e.responsibility for e in found)
     return ApologyReading(kind, "responsibility" if responsible else "empathy", tuple(found))
+
+
+def _refusal_names(text: str, start: int, s_end: int, lex: Lexicon) -> bool:
+    """Whether the clause after an apology opens with a refusal that names what it refuses."""
+    end = min(s_end, start + 200)
+    stop = _REFUSAL_CLAUSE_END.search(text, start, end)
+    clause = text[start:stop.start() if stop else end]
+    cue = _REFUSAL.search(clause)
+    if cue is None or cue.start() > _REFUSAL_LEAD:
+        return False
+    words = _WORD.findall(_VOCATIVE.sub(" ", clause, count=1).lower())
+    return any(_stem(w) not in lex.generic_words and w not in _REFUSAL_WORDS for w in words)
 
 
 def _stem(word: str) -> str:
