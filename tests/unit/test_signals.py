@@ -36,6 +36,8 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("Sorry Hugh, that's one we can't change: seat selection is a paid extra.", "generic", 1),
     # The news names the thing: "I regret to inform you that ..." (but not "the decision stands").
     ("I regret to inform you that room transfers are not possible after 1 November.", "specific", 1),
+    # A failure named before an elliptical apology in the same sentence.
+    ("We should have kept you informed and I'm sorry we didn't.", "specific", 1),
     ("Sorry, but I can't make any promises.", "generic", 1),
     ("Sorry, but our policy doesn't allow that.", "generic", 1),
     ("I regret to inform you that the decision stands.", "generic", 1),

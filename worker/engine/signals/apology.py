@@ -66,9 +66,13 @@ _CLOSED_NOTICE = re.compile(r"\b(?:is|are|will\s+be)\s+closed\s+(?:from|between|
 # failure named earlier in the same sentence.
 _NAMED_BEFORE = re.compile(
     r"\b(?:wrong|incorrect|inaccurate|mistake|mistaken|error|late|delayed|missed|forgot|forgotten|broken|damaged|"
-    r"double-charged|overcharged|charged\s+twice|lost|rude|failed|didn't\s+turn\s+up|never\s+arrived)\b",
+    r"double-charged|overcharged|charged\s+twice|lost|rude|failed|didn't\s+turn\s+up|never\s+arrived|should\s+have|"
+    r"should've)\b",
     re.IGNORECASE)
-_PRONOUN_OBJECT = re.compile(r"^\W*(?:(?:for|about)\s+)?(?:that|this|it)\W*$", re.IGNORECASE)
+# ... or an ellipsis does: "We should have kept you informed, and I'm sorry we didn't."
+_PRONOUN_OBJECT = re.compile(
+    r"^\W*(?:(?:for|about)\s+(?:that|this|it)|that|this|it|(?:that\s+)?(?:we|i)\s+(?:didn't|did\s+not|weren't|wasn't|"
+    r"haven't|hadn't|couldn't))\W*$", re.IGNORECASE)
 _OPENERS = re.compile(r"^\W*(?:(?:oh|oops|ah|um|hmm|hi|hey|hello|and|but|so)\b\W*){0,2}(?:\w+\W*)?$", re.I)
 
 
