@@ -28,7 +28,8 @@ from worker.engine.signals.incident_model import features  # noqa: E402
 from worker.engine.signals.reply_model import PRESENT_AT, SIGNALS, ReplyModel, read_sentences, train  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"
-SPLIT_SETS = ("holdout3", "holdout4", "holdout5", "holdout6", "holdout7", "holdout8", "holdout9")
+SPLIT_SETS = ("holdout3", "holdout4", "holdout5", "holdout6", "holdout7", "holdout8", "holdout9", "holdout10",
+              "holdout11")
 THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
 MIN_PRECISION = 0.75  # about the lexicon's precision on unseen text for these signals
 
