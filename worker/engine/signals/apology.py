@@ -131,8 +131,8 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
         words = _WORD.findall(obj.lower())
         bad_news = bool(_BAD_NEWS.match(text[start:stop + 40].lower()))
         own = bool(_OWN_FAILURE.search(obj))
-        # "Sorry, the Aria only comes in grey": a sorry that softens a refusal or a limit names no failure
-        # (unless the refusal after a "but" names what is refused: `_NAMED_REFUSAL`).
+        # A sorry that softens a refusal or a limit is generic ("Sorry, we can't do that one") unless the
+        # refusal names what it refuses ("Sorry, the Aria only comes in grey": `_refusal_names`).
         softener = obj.lstrip().startswith(",") and bool(_REFUSAL.search(obj)) and not own
         if bad_news:  # "I regret to inform you that your claim has been declined": the news names the thing
             content = [w for w in words if _stem(w) not in lex.generic_words and w not in _NEWS_VERBS]
