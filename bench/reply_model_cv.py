@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.incident_cv import SPLIT_SETS  # noqa: E402 (the held-out sets split into dev and test halves)
 from worker.corpus import Item, in_split, load_corpus, reply_example  # noqa: E402
 from worker.engine import load_policy, review_reply  # noqa: E402
 from worker.engine.policy import Policy  # noqa: E402
@@ -28,8 +29,6 @@ from worker.engine.signals.incident_model import features  # noqa: E402
 from worker.engine.signals.reply_model import PRESENT_AT, SIGNALS, ReplyModel, read_sentences, train  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus"
-SPLIT_SETS = ("holdout3", "holdout4", "holdout5", "holdout6", "holdout7", "holdout8", "holdout9", "holdout10",
-              "holdout11")
 THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
 MIN_PRECISION = 0.75  # about the lexicon's precision on unseen text for these signals
 

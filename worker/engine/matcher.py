@@ -64,7 +64,7 @@ class Offsets:
         return self._starts
 
     def chars(self, offset: int) -> int:
-        """The character at (or, inside a sequence, after) byte `offset`."""
+        """The character that starts at byte `offset` (a character boundary, as RE2 reports them)."""
         starts = self._table()
         if starts is None:
             return len(self.data[:offset].decode("utf-8", "surrogatepass"))
