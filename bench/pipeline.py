@@ -305,8 +305,9 @@ def main() -> int:
                   f"task events {args.task_events} (sent events {args.sent_events}); {os.cpu_count()} CPUs; {load()}")
             # Warm up the pool processes (imports, policy, connections) outside the measurements.
             warm = conversations(60, "warm")
+            warm_deliveries = len(expected(warm))
             submit_events(interleaved(warm), stores, send_event)
-            receiver.wait_for(lambda r: len(r.deliveries) >= len(expected(warm)), timeout=60)
+            receiver.wait_for(lambda r: len(r.deliveries) >= warm_deliveries, timeout=60)
             wait_until(idle, timeout=60, interval=0.002)
 
             def drain_rate(fill: Callable[[], int], done: Callable[[], bool]) -> tuple[float, int]:

@@ -9,7 +9,7 @@ import gzip
 import io
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -66,17 +66,6 @@ def describe_validation_error(exc: ValidationError) -> str:
         parts.append(f"{loc}: {err['msg']}")
     more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
     return "; ".join(parts) + more
-
-
-def readable_histories(paths: Iterable[str],
-                       skipped: Callable[[HistoryLine], None]) -> Iterator[TicketHistory]:
-    """Every readable ticket history of the files in turn; each unreadable line is handed to `skipped`."""
-    for path in paths:
-        for line in read_history(path):
-            if line.history is None:
-                skipped(line)
-            else:
-                yield line.history
 
 
 class Skipped(list[HistoryLine]):

@@ -134,3 +134,29 @@ def test_schema_command_prints_json_schema(name: str, capsys: pytest.CaptureFixt
     assert main(["schema", name]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["type"] == "object" and schema["properties"]
+
+
+def test_review_reads_a_message_csv_as_it_reads_the_same_tickets_in_jsonl(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+
+    rows = [
+        ["T-1", "c1", "customer", "u-1", "2026-11-20T09:00:00Z", "My blender arrived cracked. Third time asking!"],
+        ["T-1", "a1", "agent", "a-7", "2026-11-20T09:40:00Z", "Sorry for any inconvenience."],
+        ["T-2", "c2", "customer", "u-2", "2026-11-20T10:00:00Z", "Where is my refund?"],
+        ["T-2", "a2", "agent", "a-8", "2026-11-20T10:05:00Z", "You should have read the terms."],
+    ]
+    with (tmp_path / "m.csv").open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([["ticket_id", "message_id", "role", "author_id", "created_at", "body"], *rows])
+    histories = [{"ticket": {"id": tid}, "messages": [
+        {"id": mid, "role": role, "author": {"id": author}, "created_at": at, "body": body}
+        for t, mid, role, author, at, body in rows if t == tid]} for tid in ("T-1", "T-2")]
+    (tmp_path / "h.jsonl").write_text("".join(json.dumps(h) + "\n" for h in histories))
+
+    assert main(["review", str(tmp_path / "m.csv"), "--format", "jsonl"]) == 0
+    from_csv = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(["review", str(tmp_path / "h.jsonl"), "--format", "jsonl"]) == 0
+    from_jsonl = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [v["message_id"] for v in from_csv] == ["a1", "a2"]
+    assert from_csv == from_jsonl
+    assert {f["rule"] for f in from_csv[1]["findings"]} >= {"blame"}

@@ -10,13 +10,15 @@ import argparse
 from typing import Any
 
 from worker import bootstrap
-from worker.history import Skipped, readable_histories
+from worker.exports import readable_histories
+from worker.history import Skipped
 from worker.pipeline import history_events, submit_events
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("enqueue", help="send ticket history files to the workers as events")
-    p.add_argument("files", nargs="+", metavar="FILE", help="history files (.jsonl, .jsonl.gz), - for stdin")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="history files: canonical JSONL (.gz), message CSV or Zendesk export; - for stdin")
     p.add_argument("--source", default="history", help="event source recorded on each event (default: "
                                                        "history); the deduplication key is (source, id)")
     p.set_defaults(run=run)

@@ -16,7 +16,8 @@ from rich.text import Text
 
 from worker.engine import load_policy, review_history
 from worker.engine.text import prepare
-from worker.history import Skipped, readable_histories
+from worker.exports import readable_histories
+from worker.history import Skipped
 from worker.models import SEVERITY_RANK, Message, TicketHistory, Verdict
 
 _STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
@@ -25,8 +26,9 @@ _MAX_SHOWN = 1500
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("review", help="review ticket history files (JSON Lines) in process")
-    p.add_argument("files", nargs="+", metavar="FILE", help="history files (.jsonl, .jsonl.gz) or - for stdin")
+    p = sub.add_parser("review", help="review ticket history files in process (no broker)")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="history files: canonical JSONL (.gz), message CSV or Zendesk export; - for stdin")
     p.add_argument("--policy", default=None, help="policy file or preset (default: $APOLOGY_POLICY or "
                                                   "liability-aware)")
     p.add_argument("--format", choices=["text", "jsonl"], default="text")

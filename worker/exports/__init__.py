@@ -8,7 +8,7 @@ with a reason and skipped; the rest of the file is still read. Backfill and repo
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import PurePath
 from typing import Literal, get_args
 
@@ -16,11 +16,12 @@ from worker.errors import EventError
 from worker.exports.messages_csv import CSV_REQUIRED, read_messages_csv
 from worker.exports.zendesk import looks_like_zendesk, read_zendesk
 from worker.history import HistoryLine, open_text, parse_history_lines
+from worker.models import TicketHistory
 
 ExportFormat = Literal["jsonl", "csv", "zendesk"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
 
-__all__ = ["FORMATS", "ExportFormat", "HistoryLine", "detect_format", "read_export"]
+__all__ = ["FORMATS", "ExportFormat", "HistoryLine", "detect_format", "read_export", "readable_histories"]
 
 _PEEK_LINES = 50
 
@@ -42,6 +43,18 @@ def read_export(path: str, fmt: ExportFormat | None = None) -> Iterator[HistoryL
             yield from parse_history_lines(lines, name)
         else:
             raise EventError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+def readable_histories(paths: Iterable[str],
+                       skipped: Callable[[HistoryLine], None]) -> Iterator[TicketHistory]:
+    """Every readable ticket of the files in turn, whatever their format; each unreadable line or row is
+    handed to `skipped`."""
+    for path in paths:
+        for line in read_export(path):
+            if line.history is None:
+                skipped(line)
+            else:
+                yield line.history
 
 
 def detect_format(path: str, head: list[str]) -> ExportFormat:
