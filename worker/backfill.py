@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from worker.engine import Policy, review_history, reviewable
 from worker.errors import ApologyWorkerError
 from worker.exports import detect_format, read_export
-from worker.history import describe_validation_error
+from worker.history import describe_json_error
 from worker.models import Ticket, TicketHistory, Verdict
 
 CHUNK_REPLIES = 2000
@@ -287,13 +287,6 @@ def _validate(chunk: Chunk, n: int, result: ChunkResult) -> TicketHistory | None
                 error = exc
     result.unreadable.append(BadLine(chunk.location(n), describe_json_error(error)))
     return None
-
-
-def describe_json_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    if first["type"] == "json_invalid":
-        return f"not valid JSON ({first.get('ctx', {}).get('error', first['msg'])})"
-    return describe_validation_error(exc)
 
 
 def shard_path(output: str | os.PathLike[str], index: int) -> Path:

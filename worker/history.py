@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,13 +26,18 @@ class HistoryLine:
     error: str | None = None
 
 
+# utf-8-sig: a byte-order mark (Windows tools and Excel write one) is dropped, not read as part of line 1.
+_ENCODING = "utf-8-sig"
+_AT_COLUMN = re.compile(r" at line 1 column (\d+)$")
+
+
 def open_text(path: str) -> IO[str]:
     """Open a history file for reading: `-` is stdin, `.gz` is decompressed on the fly."""
     if path == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+        return io.TextIOWrapper(sys.stdin.buffer, encoding=_ENCODING, errors="replace")
     if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return Path(path).open(encoding="utf-8", errors="replace")
+        return gzip.open(path, "rt", encoding=_ENCODING, errors="replace")
+    return Path(path).open(encoding=_ENCODING, errors="replace")
 
 
 def read_history(path: str) -> Iterator[HistoryLine]:
@@ -50,13 +55,22 @@ def parse_history_lines(lines: Iterable[str], name: str) -> Iterator[HistoryLine
 
 def parse_history_line(line: str, location: str) -> HistoryLine:
     try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return HistoryLine(location, None, f"not valid JSON ({exc.msg} at column {exc.colno})")
-    try:
-        return HistoryLine(location, TicketHistory.model_validate(data))
+        return HistoryLine(location, TicketHistory.model_validate_json(line.strip()))
     except ValidationError as exc:
-        return HistoryLine(location, None, describe_validation_error(exc))
+        return HistoryLine(location, None, describe_json_error(exc))
+
+
+def describe_json_error(exc: ValidationError) -> str:
+    """What is wrong with one line of JSON, worded alike by every reader (review, backfill, report)."""
+    first = exc.errors()[0]
+    if first["type"] == "json_invalid":
+        return f"not valid JSON ({json_reason(str(first.get('ctx', {}).get('error', first['msg'])))})"
+    return describe_validation_error(exc)
+
+
+def json_reason(message: str) -> str:
+    """A JSON parser's message about one line, with the column alone ("line 1" of a line says nothing)."""
+    return _AT_COLUMN.sub(r" at column \1", message)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

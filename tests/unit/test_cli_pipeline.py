@@ -102,3 +102,12 @@ def test_reconcile_dry_run_lists_what_it_would_send_again(broker: tuple[Stores, 
     assert main(["reconcile"]) == 0
     assert "sent again: 1" in capsys.readouterr().out
     assert published == [[{"event_id": "zd-1-2"}]]
+
+
+def test_a_command_that_cannot_reach_redis_says_so_and_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("APOLOGY_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    history = tmp_path / "h.jsonl"
+    history.write_text(EXAMPLES.read_text().splitlines()[0] + "\n")
+    assert main(["enqueue", str(history)]) == 2
+    assert "cannot reach Redis (APOLOGY_BROKER_URL)" in capsys.readouterr().err

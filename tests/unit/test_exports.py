@@ -60,6 +60,40 @@ def test_canonical_bad_lines_are_named_and_skipped(tmp_path: Path) -> None:
     assert "messages" in errors[f"{path}:3"]
 
 
+def test_a_cut_short_line_names_its_column_as_every_reader_does(tmp_path: Path) -> None:
+    line = history_line("T1")
+    cut = line[:57]
+    jsonl = tmp_path / "h.jsonl"
+    jsonl.write_text(f"{cut}\n{line}\n")
+    zendesk = tmp_path / "z.json"
+    zendesk.write_text('{"ticket": {"id": 1, "requester_id": 2}, "comments": []}\n' + cut + "\n")
+    canonical = [x.error for x in read_export(str(jsonl)) if x.error]
+    from_zendesk = [x.error for x in read_export(str(zendesk), "zendesk") if x.location.endswith(":2")]
+    assert canonical == from_zendesk == [f"not valid JSON (EOF while parsing a list at column {len(cut)})"]
+
+
+def test_a_byte_order_mark_does_not_spoil_the_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (history_line("T1") + "\n" + history_line("T2") + "\n").encode())
+    assert [(x.history and x.history.ticket.id, x.error) for x in read_export(str(path))] == [
+        ("T1", None), ("T2", None)]
+
+
+def test_an_unreadable_file_is_named_after_what_it_gave(tmp_path: Path) -> None:
+    good = (history_line("T1") + "\n") * 3
+    truncated = tmp_path / "cut.jsonl.gz"
+    truncated.write_bytes(gzip.compress(good.encode() * 400)[:-200])
+    not_gzip = tmp_path / "plain.jsonl.gz"
+    not_gzip.write_text(good)
+    cases = {str(tmp_path / "missing.jsonl"): "no such file", str(tmp_path): "directory",
+             str(not_gzip): "not a gzip file", str(truncated): "ends early"}
+    for path, reason in cases.items():
+        lines = list(read_export(path))
+        assert lines[-1].location == path and lines[-1].history is None, path
+        assert reason in (lines[-1].error or ""), (path, lines[-1].error)
+    assert sum(1 for x in read_export(str(truncated)) if x.history) > 100  # what came before the fault
+
+
 def test_stdin_is_read_and_detected(monkeypatch: pytest.MonkeyPatch) -> None:
     data = (history_line("S1") + "\n").encode()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))

@@ -160,3 +160,20 @@ def test_review_reads_a_message_csv_as_it_reads_the_same_tickets_in_jsonl(
     assert [v["message_id"] for v in from_csv] == ["a1", "a2"]
     assert from_csv == from_jsonl
     assert {f["rule"] for f in from_csv[1]["findings"]} >= {"blame"}
+
+
+def test_review_names_files_it_cannot_read_and_reviews_the_others(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.jsonl"
+    assert main(["review", str(missing), str(EXAMPLE), str(tmp_path), "--format", "jsonl"]) == 3
+    captured = capsys.readouterr()
+    assert f"{missing}: skipped: cannot read the file: no such file" in captured.err
+    assert f"{tmp_path}: skipped: cannot read the file: it is a directory" in captured.err
+    assert len(captured.out.splitlines()) == sum(
+        1 for line in EXAMPLE.read_text().splitlines() for m in json.loads(line)["messages"] if m["role"] == "agent")
+
+
+def test_review_of_an_input_without_replies_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty.jsonl").write_text("")
+    assert main(["review", str(tmp_path / "empty.jsonl")]) == 0
+    assert "no public agent reply in the input" in capsys.readouterr().err

@@ -46,7 +46,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        outage = _broker_outage(exc)
+        if outage is None:
+            raise
+        print(f"apology-worker: error: {outage}", file=sys.stderr)
+        return 2
     return code
+
+
+def _broker_outage(exc: Exception) -> str | None:
+    """What to tell a user whose command could not reach Redis: a sentence and exit 2, not a traceback."""
+    import redis
+    from kombu.exceptions import OperationalError
+
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | OperationalError):
+        return (f"cannot reach Redis (APOLOGY_BROKER_URL): {exc}; is it running, and is the URL right? "
+                "(`review` needs no Redis)")
+    return None
 
 
 if __name__ == "__main__":

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 _print_verdict(console, verdict, history)
     bad_lines = len(skipped)
+    if not replies:
+        print("apology-worker: warning: no public agent reply in the input: nothing was reviewed", file=sys.stderr)
     if args.format == "text":
         console.print(f"[bold]{replies}[/] replies reviewed under [bold]{policy.name}[/] {policy.version}"
                       + (f"; [red]{bad_lines} unreadable lines[/]" if bad_lines else ""))

@@ -7,7 +7,9 @@ with a reason and skipped; the rest of the file is still read. Backfill and repo
 
 from __future__ import annotations
 
+import gzip
 import itertools
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import PurePath
 from typing import Literal, get_args
@@ -27,8 +29,19 @@ _PEEK_LINES = 50
 
 
 def read_export(path: str, fmt: ExportFormat | None = None) -> Iterator[HistoryLine]:
-    """Every ticket of one export file (`-` is stdin, `.gz` is decompressed), detected unless `fmt` says."""
+    """Every ticket of one export file (`-` is stdin, `.gz` is decompressed), detected unless `fmt` says.
+
+    A file that cannot be read (missing, a directory, not gzip, cut short) ends in one `HistoryLine` naming
+    the file and why, after the tickets read before the fault, so the other files are still read.
+    """
     name = "<stdin>" if path == "-" else path
+    try:
+        yield from _read_export(path, name, fmt)
+    except (OSError, EOFError, zlib.error) as exc:
+        yield HistoryLine(name, None, f"cannot read the file: {_file_fault(exc)}")
+
+
+def _read_export(path: str, name: str, fmt: ExportFormat | None) -> Iterator[HistoryLine]:
     with open_text(path) as fh:
         lines: Iterator[str] = iter(fh)
         if fmt is None:
@@ -43,6 +56,20 @@ def read_export(path: str, fmt: ExportFormat | None = None) -> Iterator[HistoryL
             yield from parse_history_lines(lines, name)
         else:
             raise EventError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+def _file_fault(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, IsADirectoryError):
+        return "it is a directory"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, gzip.BadGzipFile):
+        return "not a gzip file (it ends in .gz)"
+    if isinstance(exc, EOFError | zlib.error):
+        return "the compressed data ends early or is corrupt; the tickets before the fault were read"
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def readable_histories(paths: Iterable[str],

@@ -24,8 +24,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
-from worker.history import HistoryLine, describe_validation_error
+from worker.history import HistoryLine, describe_validation_error, json_reason
 from worker.models import Author, Message, Ticket, TicketHistory
 
 _ZENDESK_TICKET_KEYS = ("requester_id", "via", "raw_subject", "submitter_id", "assignee_id")
@@ -54,9 +55,9 @@ def read_zendesk(lines: Iterator[str], name: str) -> Iterator[HistoryLine]:
             continue
         location = f"{name}:{n}"
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield HistoryLine(location, None, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            data = from_json(line.strip())
+        except ValueError as exc:  # the same parser and wording as the canonical reader's
+            yield HistoryLine(location, None, f"not valid JSON ({json_reason(str(exc))})")
             continue
         if not isinstance(data, dict):
             yield HistoryLine(location, None, "not a JSON object")
