@@ -230,6 +230,13 @@ def lexicon_only(policy: Policy) -> Policy:
 
 @pytest.mark.parametrize(("said", "legal"), [
     ("I'm speaking to my lawyer about this.", True),
+    ("Otherwise my advocate will send you a legal notice.", True),
+    ("I'll be contacting the RCVS.", True),
+    ("I'll be making a complaint to the Dental Council.", True),
+    ("My husband got a shock off the oven door.", True),
+    ("What a shock to see that bill!", False),
+    ("I contacted DPD and they said it was delivered.", False),
+    ("I'll call HSBC tomorrow to stop the payment.", False),
     ("I will take you to small claims court.", True),
     ("I've reported you to Ofcom.", True),
     ("The kettle burned my hand.", True),
