@@ -267,6 +267,22 @@ def test_frustration_rises_with_anger(policy: Policy) -> None:
 
 
 @pytest.mark.parametrize("said", [
+    "Really upset.",
+    "The engineer shouted at me. Disgraceful.",
+    "Hello? Anyone there? I've been waiting 3 days",
+    "The engineer never turned up. I took a day off work for this.",
+])
+def test_complaint_language_vader_misses_still_reads_as_frustration(policy: Policy, said: str) -> None:
+    assert judge(policy, "Thanks.", said).context.frustration >= 0.4
+
+
+def test_an_angry_repeat_contact_reaches_the_presets_upset_threshold(policy: Policy) -> None:
+    # 0.6 is where the presets' upset-customer rules start (blame-upset-customer, missing-empathy).
+    said = "This is the third time I am asking!!! STILL not fixed"
+    assert judge(policy, "Thanks.", said).context.frustration >= 0.6
+
+
+@pytest.mark.parametrize("said", [
     "I dont like this at all.",  # a negator typed without its apostrophe
     "Nothing good about this update.",
     "I cant say I'm happy with the new plan.",
