@@ -133,3 +133,88 @@ def test_extends_merges_rules_by_id(tmp_path: Path) -> None:
     ids = [r.id for r in policy.base.rules]
     assert ids.count("generic-apology") == 1 and "blame" in ids
     assert next(r for r in policy.base.rules if r.id == "generic-apology").severity == "critical"
+
+
+CHILD = """\
+name: child
+extends: liability-aware
+rules:
+  - id: my-rule
+    severity: info
+{when}
+    message: "x"
+"""
+
+
+@pytest.mark.parametrize(("when", "line", "key"), [
+    ("    when: {apologee: generic}", 6, "rules.0.when.apologee"),
+    ("    when: {apology: generik}", 6, "rules.0.when.apology"),
+    ("    when: {all: [{apology: generic}, {blam: true}]}", 6, "rules.0.when.all.1.blam"),
+    ("    when: {frustration: {gte: high}}", 6, "rules.0.when.frustration.gte"),
+    ("    when:\n      apology: generic\n      response_minutes: soon", 8, "rules.0.when.response_minutes"),
+])
+def test_condition_errors_in_an_extending_file_name_its_own_line_and_index(tmp_path: Path, when: str, line: int,
+                                                                         key: str) -> None:
+    path = write(tmp_path, CHILD.format(when=when))
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    assert str(err.value).startswith(f"{path}:{line}: {key}:")
+
+
+def test_every_error_is_reported_in_file_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "name: t\nextends: liability-aware\nscoring: {weights: {critical: lots}}\n"
+                           "colour: blue\nrules:\n  - id: r\n    severity: urgent\n    when: {apologee: generic}\n"
+                           "    message: \"{exerpt}\"\noverrides:\n  - name: vip\n    match: {tags: [vip]}\n"
+                           "    rules: {no-such-rule: {severity: critical}}\n")
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    assert [line.split(": ")[0:2] for line in str(err.value).splitlines()] == [
+        [f"{path}:3", "scoring.weights.critical"], [f"{path}:4", "colour"], [f"{path}:7", "rules.0.severity"],
+        [f"{path}:8", "rules.0.when.apologee"], [f"{path}:9", "rules.0.message"],
+        [f"{path}:13", "overrides.0.rules.no-such-rule"],
+    ]
+    assert "more)" not in str(err.value)
+    assert main(["policy", "check", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 7 and all(line.startswith(f"apology-worker: error: {path}:") for line in lines[:6])
+    assert lines[-1] == "apology-worker: 6 errors"
+
+
+def test_a_misspelt_preset_in_extends_names_the_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: t\nextends: liability-awre\n")
+    with pytest.raises(PolicyError, match=rf"^{path}:2: extends: liability-awre: no such policy file or preset"):
+        load_policy(path)
+
+
+def test_a_missing_parent_file_names_the_extends_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "# local policy\nname: t\nextends: ./nowhere/base.yaml\n")
+    with pytest.raises(PolicyError, match=rf"^{path}:3: extends: .*base\.yaml: file not found"):
+        load_policy(path)
+
+
+@pytest.mark.parametrize("text", ["", "# nothing yet\n"])
+def test_an_empty_policy_file_says_it_is_empty(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(PolicyError, match=rf"^{path}:1: the policy file is empty"):
+        load_policy(path)
+
+
+def test_a_duplicate_rule_id_in_an_extending_file_is_reported(tmp_path: Path) -> None:
+    rule = "  - id: twin\n    severity: info\n    when: {apology: generic}\n    message: x\n"
+    path = write(tmp_path, "name: t\nextends: liability-aware\nrules:\n" + rule + rule)
+    with pytest.raises(PolicyError, match=rf"^{path}:8: rules\.1\.id: duplicate rule id 'twin'"):
+        load_policy(path)
+
+
+def test_an_example_of_the_wrong_shape_is_one_error(tmp_path: Path) -> None:
+    path = write(tmp_path, RULE + "    examples:\n      pass: [42]\n")
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    assert str(err.value) == (f"{path}:8: rules.0.examples.pass.0: an example is the reply text, or a mapping "
+                              "with `reply:` (and `customer:`, `response_minutes:`...)")
+
+
+def test_a_negative_weight_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, RULE + "scoring: {weights: {warning: -5}}\n")
+    with pytest.raises(PolicyError, match=rf"^{path}:7: scoring\.weights\.warning: .*greater than or equal to 0"):
+        load_policy(path)

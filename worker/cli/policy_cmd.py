@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from worker.engine.examples import run_examples
 from worker.engine.policy import load_policy
+from worker.errors import PolicyError
 
 
 def register(sub: Any) -> None:
@@ -17,7 +19,15 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    policy = load_policy(args.path)
+    try:
+        policy = load_policy(args.path)
+    except PolicyError as exc:  # one line per mistake, each with its file, line and key
+        problems = str(exc).splitlines()
+        for problem in problems:
+            print(f"apology-worker: error: {problem}", file=sys.stderr)
+        if len(problems) > 1:
+            print(f"apology-worker: {len(problems)} errors", file=sys.stderr)
+        return 2
     rules = len(policy.base.rules)
     if args.action == "check":
         print(f"ok: {policy.source}: policy {policy.name!r} {policy.version}, {rules} rules, "

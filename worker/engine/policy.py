@@ -38,8 +38,8 @@ PRESETS_DIR = CONFIG_DIR / "presets"
 LEXICON_FILE = CONFIG_DIR / "lexicon.yaml"
 DEFAULT_PRESET = "liability-aware"
 
-PLACEHOLDERS = frozenset({"excerpt", "incident", "problem", "frustration", "apology_count",
-                          "response_minutes", "sla_minutes", "subject", "customer_name"})
+PLACEHOLDERS = frozenset({"excerpt", "incident", "problem", "next_step", "responsible_team", "frustration",
+                          "apology_count", "response_minutes", "sla_minutes", "subject", "customer_name"})
 HIGHLIGHTS = frozenset({"apology", "generic_apology", "liability_admission", "blame", "empathy",
                         "solution", "prevention", "reply"})
 
@@ -117,7 +117,7 @@ def _default_weights() -> dict[Severity, int]:
 
 
 class Scoring(_Strict):
-    weights: dict[Severity, int] = Field(default_factory=_default_weights)
+    weights: dict[Severity, Annotated[int, Field(ge=0)]] = Field(default_factory=_default_weights)
 
 
 class Sla(_Strict):
@@ -246,40 +246,44 @@ def resolve_path(name_or_path: str | os.PathLike[str] | None) -> Path:
 
 
 def load_policy(name_or_path: str | os.PathLike[str] | None = None) -> Policy:
-    """Load, validate and compile a policy; raises PolicyError naming file, line and key."""
+    """Load, validate and compile a policy; raises PolicyError naming file, line and key of every mistake."""
     path = resolve_path(name_or_path)
-    data, lines = _read_yaml(path)
-    chain = [(path, data, lines)]
-    seen = {path.resolve()}
-    while isinstance(chain[-1][1].get("extends"), str):
-        parent = resolve_path(chain[-1][1]["extends"])
-        if parent.resolve() in seen:
-            raise PolicyError(f"{chain[-1][0]}:{chain[-1][2].get(('extends',), 1)}: extends: cycle via {parent}")
-        seen.add(parent.resolve())
-        pdata, plines = _read_yaml(parent)
-        chain.append((parent, pdata, plines))
-    specs = [_validate(p, d, ln) for p, d, ln in chain]
+    chain, problems = _read_chain(path)
+    # Rules merge by id down the chain, so an override may name a rule from any file of it.
+    known = None if problems else {r["id"] for _, data, _ in chain for r in _rule_items(data)
+                                   if isinstance(r.get("id"), str)}
+    specs: list[PolicyFile] = []
+    for file, data, lines in chain:
+        spec, found = _validate(file, data, lines, known)
+        problems.extend(found)
+        if spec is not None:
+            specs.append(spec)
+    if problems:
+        raise PolicyError("\n".join(problems))
     merged = specs[-1]
     for child in reversed(specs[:-1]):
         merged = _extend(merged, child)
-    base_lexicon, _ = _read_yaml(LEXICON_FILE)
-    lexicon_data = merge(base_lexicon, merged.lexicon)
-    own_model = isinstance(merged.lexicon.get("incident"), Mapping) and "model" in merged.lexicon["incident"]
+    base_lexicon, base_lines = _read_yaml(LEXICON_FILE)
+    lexicon_data = merge(base_lexicon or {}, merged.lexicon)
+    # Each lexicon key is reported against the file that wrote it: a policy of the chain, else the shipped one.
+    sources = [(file, lines) for file, _, lines in chain]
+    sources.append((LEXICON_FILE, {("lexicon", *key): line for key, line in base_lines.items()}))
     incident = lexicon_data.get("incident")
     model_data, model_hash = _read_model(incident.get("model") if isinstance(incident, Mapping) else None,
-                                         ("lexicon", "incident", "model"), "incident model", path, lines,
-                                         path.parent if own_model else CONFIG_DIR)
+                                         ("lexicon", "incident", "model"), "incident model", sources, problems)
     reply_data, reply_hash = _read_model(lexicon_data.get("reply_model"), ("lexicon", "reply_model"),
-                                         "reply model", path, lines,
-                                         path.parent if "reply_model" in merged.lexicon else CONFIG_DIR)
+                                         "reply model", sources, problems)
     try:
         lexicon = compile_lexicon(lexicon_data, model_data, reply_data)
     except LexiconError as exc:
-        raise PolicyError(_where(path, lines, ("lexicon", *exc.path.split(".")), str(exc))) from exc
-    rules = _compile_rules(merged.rules, path, lines, ("rules",))
+        key = ("lexicon", *exc.path.split("."))
+        problems.append(_where(*_owner(sources, key[:2]), key, str(exc)))
+    if problems:
+        raise PolicyError("\n".join(problems))
+    rules = _compile_rules(merged.rules)
     overrides = []
-    for i, ov in enumerate(merged.overrides):
-        overrides.append((ov.match, _override_profile(ov, merged, rules, path, lines, i)))
+    for ov in merged.overrides:
+        overrides.append((ov.match, _override_profile(ov, merged, rules)))
     canonical = json.dumps({"policy": merged.model_dump(mode="json", by_alias=True), "lexicon": lexicon_data,
                             **({"incident_model": model_hash} if model_hash else {}),
                             **({"reply_model": reply_hash} if reply_hash else {})},
@@ -304,32 +308,14 @@ def _extend(parent: PolicyFile, child: PolicyFile) -> PolicyFile:
                                   "extends": None})
 
 
-def _compile_rules(specs: list[RuleSpec], path: Path, lines: Mapping[tuple[Any, ...], int],
-                   where: tuple[Any, ...]) -> tuple[Rule, ...]:
-    out: list[Rule] = []
-    seen: set[str] = set()
-    for i, spec in enumerate(specs):
-        if spec.id in seen:
-            raise PolicyError(_where(path, lines, (*where, i, "id"), f"duplicate rule id {spec.id!r}"))
-        seen.add(spec.id)
-        try:
-            condition = compile_condition(spec.when)
-        except ConditionError as exc:
-            raise PolicyError(_where(path, lines, (*where, i, "when", *exc.path), str(exc))) from exc
-        if spec.enabled:
-            out.append(Rule(spec.id, spec.severity, condition, spec.highlight, spec.message, spec.suggestion,
-                            spec.examples))
-    return tuple(out)
+def _compile_rules(specs: list[RuleSpec]) -> tuple[Rule, ...]:
+    """The enabled rules, compiled; their conditions and ids were checked file by file in `_validate`."""
+    return tuple(Rule(spec.id, spec.severity, compile_condition(spec.when), spec.highlight, spec.message,
+                      spec.suggestion, spec.examples) for spec in specs if spec.enabled)
 
 
-def _override_profile(ov: Override, policy: PolicyFile, base_rules: tuple[Rule, ...], path: Path,
-                      lines: Mapping[tuple[Any, ...], int], index: int) -> Profile:
-    known = {r.id for r in policy.rules}
+def _override_profile(ov: Override, policy: PolicyFile, base_rules: tuple[Rule, ...]) -> Profile:
     rules: list[Rule] = []
-    for rid in ov.rules:
-        if rid not in known:
-            raise PolicyError(_where(path, lines, ("overrides", index, "rules", rid),
-                                     f"override names unknown rule {rid!r}"))
     for rule in base_rules:
         patch = ov.rules.get(rule.id)
         if patch is None:
@@ -340,21 +326,110 @@ def _override_profile(ov: Override, policy: PolicyFile, base_rules: tuple[Rule, 
     for rid, patch in ov.rules.items():  # re-enable a rule the base disabled
         if patch.enabled and rid not in {r.id for r in rules}:
             spec = next(s for s in policy.rules if s.id == rid)
-            rules.extend(_compile_rules([spec.model_copy(update={"enabled": True})], path, lines, ("rules",)))
-    rules.extend(_compile_rules(ov.add_rules, path, lines, ("overrides", index, "add_rules")))
+            rules.extend(_compile_rules([spec.model_copy(update={"enabled": True})]))
+    rules.extend(_compile_rules(ov.add_rules))
     return Profile(ov.name, tuple(rules), ov.actions or policy.actions, ov.sla or policy.sla)
 
 
-def _validate(path: Path, data: Any, lines: Mapping[tuple[Any, ...], int]) -> PolicyFile:
+def _read_chain(path: Path) -> tuple[list[tuple[Path, Any, dict[tuple[Any, ...], int]]], list[str]]:
+    """The file and every file it `extends`, child first; a parent that cannot be found is a problem of the
+    child's `extends:` line."""
+    data, lines = _read_yaml(path)
+    chain = [(path, data, lines)]
+    seen = {path.resolve()}
+    while isinstance(data, dict) and isinstance(data.get("extends"), str):
+        child, child_lines = path, lines
+        try:
+            path = resolve_path(data["extends"])
+            if not path.is_file():
+                raise PolicyError(f"{path}: file not found")
+        except PolicyError as exc:
+            return chain, [_where(child, child_lines, ("extends",), str(exc))]
+        if path.resolve() in seen:
+            return chain, [_where(child, child_lines, ("extends",), f"cycle via {path}")]
+        seen.add(path.resolve())
+        data, lines = _read_yaml(path)
+        chain.append((path, data, lines))
+    return chain, []
+
+
+def _rule_items(data: Any, key: str = "rules") -> list[dict[Any, Any]]:
+    items = data.get(key) if isinstance(data, dict) else None
+    return [r for r in items if isinstance(r, dict)] if isinstance(items, list) else []
+
+
+def _validate(path: Path, data: Any, lines: Mapping[tuple[Any, ...], int],
+              known: set[str] | None) -> tuple[PolicyFile | None, list[str]]:
+    """The file's spec, and every mistake in it (`file:line: key: message`, in file order). `known` holds the
+    rule ids of the whole chain, to check the names overrides use (None: the chain is incomplete)."""
+    if data is None:
+        return None, [f"{path}:1: the policy file is empty; it needs at least `name:`, and `rules:` or "
+                      "`extends:` a preset"]
     if not isinstance(data, dict):
-        raise PolicyError(f"{path}:1: the policy file must be a YAML mapping (name:, rules:, ...)")
+        return None, [f"{path}:1: the policy file must be a YAML mapping (name:, rules:, ...)"]
+    found: list[tuple[tuple[Any, ...], str]] = []
+    spec = None
     try:
-        return PolicyFile.model_validate(data)
+        spec = PolicyFile.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not _is_type_tag(p))
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise PolicyError(_where(path, lines, loc, err["msg"]) + more) from None
+        found.extend(_pydantic_problems(exc, data))
+    found.extend(_rule_problems(_rule_items(data), ("rules",)))
+    for i, ov in enumerate(data.get("overrides") or []):
+        if not isinstance(ov, dict):
+            continue
+        found.extend(_rule_problems(_rule_items(ov, "add_rules"), ("overrides", i, "add_rules")))
+        patches = ov.get("rules")
+        if known is not None and isinstance(patches, dict):
+            found.extend((("overrides", i, "rules", rid), f"override names unknown rule {rid!r}")
+                         for rid in patches if rid not in known)
+    located = [(_line(lines, loc), _where(path, lines, loc, message)) for loc, message in found]
+    located.sort(key=lambda item: item[0])  # stable: pydantic's order within a line
+    return (spec if not located else None), [text for _, text in located]
+
+
+def _rule_problems(items: list[dict[Any, Any]], where: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
+    """Duplicate ids and conditions that cannot be evaluated, at this file's own rule indices."""
+    out: list[tuple[tuple[Any, ...], str]] = []
+    seen: set[Any] = set()
+    for i, item in enumerate(items):
+        rid = item.get("id")
+        if isinstance(rid, str) and rid in seen:
+            out.append(((*where, i, "id"), f"duplicate rule id {rid!r}"))
+        seen.add(rid)
+        when = item.get("when")
+        if isinstance(when, dict):
+            try:
+                compile_condition(when)
+            except ConditionError as exc:
+                out.append(((*where, i, "when", *exc.path), str(exc)))
+    return out
+
+
+_EXAMPLE_SHAPE = "an example is the reply text, or a mapping with `reply:` (and `customer:`, `response_minutes:`...)"
+
+
+def _pydantic_problems(exc: ValidationError, data: Any) -> list[tuple[tuple[Any, ...], str]]:
+    """Pydantic's errors as (key path, message). A value that fits no member of a union (an example is text or a
+    mapping) is one problem, not one per member."""
+    out: list[tuple[tuple[Any, ...], str]] = []
+    unions: dict[tuple[Any, ...], list[tuple[str, tuple[Any, ...], str]]] = {}
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        tag = next((i for i, part in enumerate(loc) if _is_type_tag(part)), None)
+        if tag is None:
+            out.append((loc, message))
+        else:
+            unions.setdefault(loc[:tag], []).append((str(loc[tag]), loc[:tag] + tuple(
+                p for p in loc[tag + 1:] if not _is_type_tag(p)), message))
+    for where, errors in unions.items():
+        if isinstance(_at(data, where), dict):  # meant as the mapping form: its own errors are the useful ones
+            out.extend((loc, message) for member, loc, message in errors if member[:1].isupper())
+        elif len(where) >= 2 and where[-2] in ("flag", "pass"):
+            out.append((where, _EXAMPLE_SHAPE))
+        else:
+            out.append((where, "; or ".join(dict.fromkeys(m for member, _, m in errors if not member[:1].isupper()))))
+    return out
 
 
 def _is_type_tag(part: Any) -> bool:
@@ -362,34 +437,56 @@ def _is_type_tag(part: Any) -> bool:
     return isinstance(part, str) and (part == "str" or part[:1].isupper() or "[" in part)
 
 
+def _at(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
 def _where(path: Path, lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...], message: str) -> str:
     """`file:line: key.path: message`, using the deepest key of `loc` the YAML file actually has."""
     key = ".".join(str(p) for p in loc) or "(top level)"
-    line = 1
+    return f"{path}:{_line(lines, loc)}: {key}: {message}"
+
+
+def _line(lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int:
     for n in range(len(loc), -1, -1):
         if loc[:n] in lines:
-            line = lines[loc[:n]]
-            break
-    return f"{path}:{line}: {key}: {message}"
+            return lines[loc[:n]]
+    return 1
 
 
-def _read_model(name: Any, where: tuple[str, ...], what: str, path: Path,
-                lines: Mapping[tuple[Any, ...], int], base: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """A model file the lexicon names (JSON, relative to `base`: the policy's folder when the policy names
-    it, the config folder for the shipped lexicon's), and the hash of its bytes for the policy version;
-    (None, None) when it names none (`null`)."""
+def _owner(sources: list[tuple[Path, dict[tuple[Any, ...], int]]],
+           loc: tuple[Any, ...]) -> tuple[Path, dict[tuple[Any, ...], int]]:
+    """The first file (child first, the shipped lexicon last) that writes `loc`; else the last."""
+    return next(((file, lines) for file, lines in sources if loc in lines), sources[-1])
+
+
+def _read_model(name: Any, where: tuple[str, ...], what: str, sources: list[tuple[Path, dict[tuple[Any, ...], int]]],
+                problems: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """A model file the lexicon names (JSON, relative to the folder of the file that names it, so the config
+    folder for the shipped lexicon's), and the hash of its bytes for the policy version; (None, None) when it
+    names none (`null`) or cannot be read (a problem is added, naming the file and line that named it)."""
     if name is None:
         return None, None
+    path, lines = _owner(sources, where)
+    base = CONFIG_DIR if path == LEXICON_FILE else path.parent
     if not isinstance(name, str) or not name:
-        raise PolicyError(_where(path, lines, where, "must be the name of a JSON model file, or null"))
+        problems.append(_where(path, lines, where, "must be the name of a JSON model file, or null"))
+        return None, None
     file = Path(name) if Path(name).is_absolute() else base / name
     try:
         raw = file.read_bytes()
         data = json.loads(raw)
     except (OSError, ValueError) as exc:
-        raise PolicyError(_where(path, lines, where, f"{file}: cannot read the {what}: {exc}")) from None
+        problems.append(_where(path, lines, where, f"{file}: cannot read the {what}: {exc}"))
+        return None, None
     if not isinstance(data, dict):
-        raise PolicyError(_where(path, lines, where, f"{file}: the {what} must be a JSON object"))
+        problems.append(_where(path, lines, where, f"{file}: the {what} must be a JSON object"))
+        return None, None
     return data, "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
 
 
@@ -407,7 +504,7 @@ def _read_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:
         line = mark.line + 1 if mark is not None else 1
         raise PolicyError(f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     lines: dict[tuple[Any, ...], int] = {}
-    return (_to_python(node, (), lines) if node is not None else {}), lines
+    return (_to_python(node, (), lines) if node is not None else None), lines
 
 
 def _to_python(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> Any:

@@ -6,6 +6,7 @@ workers, the gateway and backfills all give the same verdict for the same conver
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +24,71 @@ from worker.models import Context, Finding, Message, PolicyRef, Signals, Ticket,
 
 MAX_CONTEXT_MESSAGES = 8
 
+# How a suggestion names the customer's problem, by incident kind. Each names the failure or the thing
+# affected (DESIGN's test of a specific apology), so a suggestion never fails the rule that made it: `{}` is
+# the thing as the customer named it ("your blender"); without one, a bracketed slot the agent fills in.
 PROBLEMS = {
-    "defect": "the fault", "delay": "the delay", "misinformation": "the wrong information you were given",
-    "staff_conduct": "how you were treated", "billing": "the billing error", "beyond_control": "what happened",
-    "other": "the trouble", "none": "the trouble",
+    "defect": ("the problem with {}", "[what broke or stopped working]"),
+    "delay": ("the delay with {}", "the delay"),
+    "misinformation": ("the wrong information you were given", "the wrong information you were given"),
+    "staff_conduct": ("how you were treated", "how you were treated"),
+    "billing": ("the problem with {}", "the billing error"),
+    "beyond_control": ("the disruption to {}", "[what went wrong for them]"),
+    "other": ("the problem with {}", "[what went wrong]"),
+    "none": ("the problem with {}", "[what went wrong]"),
 }
+# `{next_step}`: the fix, as an example sentence with bracketed slots for what only the agent knows.
+NEXT_STEPS = {
+    "defect": "I've arranged [a fix, a replacement or a repair], and [when it's done].",
+    "delay": "I've chased the courier, and it arrives [day].",
+    "misinformation": "I've honoured what you were told: [what that means for you].",
+    "staff_conduct": "I've arranged for [the manager] to call you [today].",
+    "billing": "I've refunded [the extra charge], and it reaches your account in [3 to 5 days].",
+    "beyond_control": "Here's how I can help: [the next step].",
+    "other": "Here's how I can help: [the next step].",
+    "none": "Here's how I can help: [the next step].",
+}
+# `{responsible_team}`: who can stop this kind of failure happening again.
+RESPONSIBLE_TEAMS = {
+    "defect": "our product team", "delay": "our delivery team",
+    "misinformation": "the team that keeps our information up to date", "staff_conduct": "the team's manager",
+    "billing": "our billing team", "beyond_control": "the team responsible", "other": "the team responsible",
+    "none": "the team responsible",
+}
+# The thing affected, as the customer names it: "my blender", "my credit card", else a support noun they
+# mention ("still no refund"). People, body parts and abstractions are not the thing that failed.
+_MY = re.compile(r"\b(?:my|our)[ \t]+([A-Za-z][\w'-]*(?:[ \t]+[A-Za-z][\w'-]*){0,3})", re.IGNORECASE)
+_SUPPORT_NOUN = re.compile(r"\b(order|parcel|package|delivery|refund|account|subscription|payment|invoice|"
+                           r"booking|reservation|flight)\b", re.IGNORECASE)
+_BILLING_NOUN = re.compile(r"\b(refund|subscription|payment|invoice|bill)\b", re.IGNORECASE)
+_THING_LEAD = frozenset({"new", "old", "brand", "recent", "latest", "last", "first", "second", "whole", "entire",
+                         "own", "current", "online", "only", "very", "poor", "little", "favourite", "favorite"})
+_THING_END = frozenset({"number", "no", "id", "ref", "reference", "details", "info", "information"})
+_NOT_A_THING = frozenset({
+    "lawyer", "lawyers", "solicitor", "attorney", "wife", "husband", "partner", "kids", "children", "child", "son",
+    "daughter", "family", "mum", "mom", "dad", "mother", "father", "friend", "friends", "boss", "colleague",
+    "neighbour", "neighbor", "god", "goodness", "gosh", "time", "money", "mind", "patience", "life", "day", "days",
+    "week", "weekend", "head", "hand", "hands", "arm", "leg", "face", "eyes", "back", "opinion", "question",
+    "questions", "email", "emails", "message", "messages", "ticket", "name", "side", "case", "complaint",
+    "experience", "issue", "problem", "self", "home", "house", "door", "address", "fault", "mistake", "end",
+    "way", "part", "turn", "best", "bad", "money's", "trip", "holiday", "customers", "customer", "business",
+    "company", "bank", "job", "work", "staff", "team", "manager", "sister", "brother", "grandma", "grandmother",
+    "grandad", "grandfather", "nan", "baby", "girlfriend", "boyfriend", "parents", "employer", "client",
+    "clients", "accountant", "gp", "doctor", "host", "landlord", "agent", "tenant", "rights", "accent", "one",
+    "records", "mouth", "shoulder", "wrist", "knee", "foot", "feet", "neck", "skin", "teeth", "tooth", "lower",
+    "two", "weight", "stuff",
+})
+_THING_STOPS = frozenset({
+    "is", "was", "are", "were", "has", "had", "have", "hasn't", "hadn't", "haven't", "isn't", "wasn't", "aren't",
+    "weren't", "does", "did", "doesn't", "didn't", "do", "don't", "will", "won't", "would", "can", "can't", "could",
+    "couldn't", "should", "still", "just", "now", "never", "again", "also", "already", "today", "yesterday",
+    "keeps", "kept", "stopped", "broke", "came", "went", "got", "gets", "and", "or", "but", "to", "for",
+    "from", "with", "at", "in", "on", "of", "by", "that", "this", "which", "who", "it", "i", "you", "they",
+    "we", "so", "because", "after", "before", "since", "when", "as", "a", "an", "the", "not", "no", "yet",
+    "arrived", "broken", "cracked", "late", "back", "being", "been", "be", "here", "there", "out", "up", "off",
+    "over", "about", "under", "into", "onto", "through", "during", "until", "twice", "tonight", "tomorrow", "ever",
+    "even", "only", "really", "all", "last", "while", "straight", "she", "he", "her", "his", "their", "them",
+})
 
 CustomerCache = MutableMapping[tuple[str, str], CustomerReading]
 
@@ -127,7 +188,8 @@ def review_reply(reply: Message, earlier: Sequence[Message], ticket: Ticket, pol
     facts = _facts(reading.signals, context, ticket, profile, reply, earlier, reading.doc)
     exempt = policy.exempt_rules(reply.body)
     fired = [r for r in profile.rules if (exempt != "all" and r.id not in exempt) and r.condition(facts)]
-    findings = [_finding(r, reading, context, ticket, profile, earlier) for r in fired]
+    problem = _problem(context.incident, earlier) if any(_names_problem(r) for r in fired) else ""
+    findings = [_finding(r, reading, context, ticket, profile, earlier, problem) for r in fired]
     outcome = score_and_action(
         [f.severity for f in findings], policy.weights,
         profile.actions.escalate.min_severity, profile.actions.escalate.score_below,
@@ -168,7 +230,7 @@ def _facts(signals: Signals, context: Context, ticket: Ticket, profile: Profile,
 
 
 def _finding(rule: Rule, reading: ReplyReading, context: Context, ticket: Ticket, profile: Profile,
-             earlier: Sequence[Message]) -> Finding:
+             earlier: Sequence[Message], problem: str) -> Finding:
     doc = reading.doc
     spans = reading.evidence.get(rule.highlight) or []
     start, end = spans[0] if spans else _first_sentence(doc)
@@ -176,7 +238,8 @@ def _finding(rule: Rule, reading: ReplyReading, context: Context, ticket: Ticket
     visible = " ".join(doc.text[start:end].split())
     customer = next((m for m in reversed(earlier) if m.role == "customer"), None)
     values = {
-        "excerpt": visible, "incident": context.incident, "problem": PROBLEMS[context.incident],
+        "excerpt": visible, "incident": context.incident, "problem": problem,
+        "next_step": NEXT_STEPS[context.incident], "responsible_team": RESPONSIBLE_TEAMS[context.incident],
         "frustration": f"{context.frustration:.2f}", "apology_count": reading.signals.apology_count,
         "response_minutes": _minutes(reading.signals.response_minutes),
         "sla_minutes": _minutes(profile.sla.response_minutes), "subject": ticket.subject or "your request",
@@ -189,6 +252,48 @@ def _finding(rule: Rule, reading: ReplyReading, context: Context, ticket: Ticket
         span=(body_start, body_end), excerpt=doc.body[body_start:body_end],
         suggestion=rule.suggestion.format_map(values) if rule.suggestion else None,
     )
+
+
+def _names_problem(rule: Rule) -> bool:
+    return "{problem}" in rule.message or "{problem}" in (rule.suggestion or "")
+
+
+def _problem(incident: str, earlier: Sequence[Message]) -> str:
+    """`{problem}`: the failure, or the thing affected, in words a specific apology can use."""
+    named, slot = PROBLEMS[incident]
+    if "{}" not in named:
+        return named
+    thing = _thing([prepare(m.body, m.format).text for m in reversed(context_messages(earlier))],
+                   _BILLING_NOUN if incident == "billing" else _SUPPORT_NOUN)
+    return named.format(thing) if thing else slot
+
+
+def _thing(texts: Sequence[str], nouns: re.Pattern[str] = _SUPPORT_NOUN) -> str | None:
+    """The thing affected as the customer named it, newest message first: "my blender" is "your blender"."""
+    for text in texts:
+        for match in _MY.finditer(text):
+            words = match.group(1).split()
+            while words and words[0].lower() in _THING_LEAD:
+                words.pop(0)
+            kept: list[str] = []
+            for word in words[:2]:
+                lowered = word.lower()
+                if lowered in _THING_STOPS or (len(lowered) > 4 and lowered.endswith("ed")):
+                    break
+                if kept and ((lowered.endswith("s") and not lowered.endswith("ss"))
+                             or (word[:1].isupper() and kept[0].islower())):
+                    break  # "my bank shows", "my son Ethan": not a compound noun
+                kept.append(word)
+            while kept and kept[-1].lower() in _THING_END:
+                kept.pop()
+            if kept and "'" not in kept[-1] and not any(w.lower() in _NOT_A_THING for w in kept):
+                phrase = " ".join(kept)
+                return "your " + (phrase.lower() if phrase.isupper() else phrase)
+    for text in texts:
+        noun = nouns.search(text)
+        if noun:
+            return "your " + noun.group(1).lower()
+    return None
 
 
 def _first_sentence(doc: Prepared) -> tuple[int, int]:
