@@ -24,7 +24,7 @@ import io
 import itertools
 import json
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -295,12 +295,17 @@ def shard_path(output: str | os.PathLike[str], index: int) -> Path:
 
 def write_shard(output: str | os.PathLike[str], index: int, lines: Sequence[bytes | str]) -> Path:
     """Write one chunk's verdicts atomically in one write: a temp file renamed over the shard, so a retried
-    chunk replaces its shard instead of adding to it, and a reader never sees half a shard."""
+    chunk replaces its shard instead of adding to it, and a reader never sees half a shard.
+
+    The shard gets the permissions of any file the worker creates (0666 less its umask, like `_job.json`),
+    not mkstemp's private 0600: the verdicts are meant to be read by whoever runs the report.
+    """
     target = shard_path(output, index)
     target.parent.mkdir(parents=True, exist_ok=True)
     encoded = [line.encode() if isinstance(line, str) else line for line in lines]
     body = b"\n".join(encoded) + b"\n" if encoded else b""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(body)

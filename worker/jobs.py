@@ -14,6 +14,7 @@ The job hash also sums the CPU seconds of the chunk tasks by phase (`cpu:engine`
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -90,6 +91,15 @@ redis.call('HSET', KEYS[1], 'state', 'enqueued')
 return 'enqueued'
 """
 
+# KEYS: job. Returns the state before (nil: no such job); only a job still reading or enqueued is cancelled,
+# in the same call that reads its state, so a job that finishes meanwhile stays done.
+_CANCEL = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return false end
+if state == 'reading' or state == 'enqueued' then redis.call('HSET', KEYS[1], 'state', 'cancelled') end
+return state
+"""
+
 # KEYS: slot. ARGV: now, interval. Returns the delay before the next delivery may go.
 _NEXT_SLOT = """
 local now = tonumber(ARGV[1])
@@ -137,6 +147,33 @@ class Job:
         return (self.state == "done" and self.bad_lines == 0 and self.failed == 0
                 and self.verdicts == self.replies)
 
+    def elsewhere(self, output: str | None, deliver: bool) -> str | None:
+        """Why `start` cannot send this existing job's verdicts where it is now asked to (None: it can).
+
+        The job id is the input and the policy version, and judging them again does nothing new, so a job's
+        destination is fixed when it is created; the message says where its verdicts are and how to get them
+        elsewhere. `output` None (and not `deliver`) asks for no particular place: wherever the job writes.
+        """
+        if deliver == self.deliver and (deliver or output is None or output == self.output):
+            return None
+        job = f"job {self.id} ({self.state}, policy {self.policy_version})"
+        rule = "the same input under the same policy version is not judged twice"
+        if self.deliver:
+            return (f"{job} already judges this input and delivers its verdicts to the configured targets, "
+                    f"writing no shards; {rule}. `apology-worker review FILE... --format jsonl > verdicts.jsonl` "
+                    "judges the input in process")
+        assert self.output is not None
+        if deliver:
+            return (f"{job} already judges this input into {self.output}, not to the targets; {rule}. "
+                    f"`apology-worker backfill status {self.id}` shows it")
+        old, new = shlex.quote(self.output), shlex.quote(output or "")
+        copy = f"mkdir -p {new} && cp {old}/_job.json {old}/part-*.jsonl {new}/"
+        if self.state == "done":
+            return (f"{job} already judged this input: its verdicts are in {self.output}; {rule}. To have "
+                    f"them in {output}: {copy}")
+        return (f"{job} is already judging this input into {self.output}; {rule}. Continue it there with "
+                f"`apology-worker backfill resume {self.id} --wait`, then copy the verdicts: {copy}")
+
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
@@ -152,6 +189,7 @@ class JobStore:
         self._finish_chunk = client.register_script(_FINISH_CHUNK)
         self._end_reading = client.register_script(_END_READING)
         self._next_slot = client.register_script(_NEXT_SLOT)
+        self._cancel = client.register_script(_CANCEL)
 
     # -- the producer's side -------------------------------------------------------------------------------
     def create(self, job_id: str, *, files: list[str], policy: str | None, policy_version: str,
@@ -190,13 +228,11 @@ class JobStore:
             if job.chunks is not None:
                 self.end_reading(job_id, job.chunks)  # every chunk may have finished meanwhile
 
-    def cancel(self, job_id: str) -> bool:
-        job = self.get(job_id)
-        if job is None:
-            return False
-        if job.state != "done":
-            self.redis.hset(_job(job_id), "state", "cancelled")
-        return True
+    def cancel(self, job_id: str) -> State | None:
+        """Cancel a job still reading or enqueued; the state it was in (None: no such job), so the caller can
+        tell a job it stopped from one that was already done or cancelled."""
+        state = self._cancel(keys=[_job(job_id)])
+        return None if state is None else as_text(state)  # type: ignore[return-value]
 
     def pending_chunks(self, job_id: str) -> list[int]:
         """Chunks enqueued whose input is still stored, i.e. not done: what `resume` sends again."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import stat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +176,17 @@ def test_job_id_follows_content_policy_and_chunk_size(tmp_path: Path) -> None:
     assert job_id([str(a)], "v1", 500) != job_id([str(a), str(b)], "v1", 500)
     with pytest.raises(BackfillError, match="standard input"):
         job_id(["-"], "v1", 500)
+
+
+def test_shards_get_the_permissions_of_any_new_file(tmp_path: Path) -> None:
+    """Shards were 0600 (mkstemp's) next to a 0644 `_job.json`: both now follow the umask."""
+    for umask, mode in ((0o022, 0o644), (0o027, 0o640)):
+        old = os.umask(umask)
+        try:
+            shard = write_shard(tmp_path / oct(umask), 0, ["a"])
+            plain = tmp_path / oct(umask) / "_job.json"
+            plain.write_text("{}")
+        finally:
+            os.umask(old)
+        assert stat.S_IMODE(shard.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == mode
+        assert sorted(p.name for p in shard.parent.iterdir()) == ["_job.json", "part-000000.jsonl"]

@@ -114,9 +114,17 @@ def test_cancel_and_resume(store: JobStore) -> None:
     store.resume("bf-1")
     job = store.get("bf-1")
     assert job is not None and job.state == "done"
-    assert store.cancel("bf-1")
+    assert store.cancel("bf-1") == "done"  # the caller learns it was done, and it stays done
     assert store.get("bf-1").state == "done"  # type: ignore[union-attr]
-    assert not store.cancel("nope")
+    assert store.cancel("nope") is None
+
+
+def test_cancel_says_what_the_job_was() -> None:
+    store = JobStore(fakeredis.FakeRedis())
+    _create(store)
+    assert store.cancel("bf-1") == "reading"
+    assert store.cancel("bf-1") == "cancelled"
+    assert store.get("bf-1").state == "cancelled"  # type: ignore[union-attr]
 
 
 def test_delivery_slots_keep_the_rate_over_all_callers(store: JobStore) -> None:
@@ -229,3 +237,82 @@ def test_backfill_deliveries_are_journalled_due_at_their_slot_and_chunks_settled
     journal.record([("chunk", chunk_key("bf-j", 0), ["bf-j", 0])])
     assert process_chunk("bf-j", 0, deps) == "duplicate"
     assert entry_key("chunk", chunk_key("bf-j", 0)) not in {k.decode() for k in store.redis.zrange("aw:journal", 0, -1)}
+
+
+# -- `backfill start` and `cancel` on an existing job, through the CLI ---------------------------------------
+@pytest.fixture()
+def cli(store: JobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The CLI on fakeredis, each chunk judged in process as it is sent; a small history to back fill."""
+    from functools import cache
+
+    from worker.cli import backfill_cmd
+    from worker.engine import load_policy
+
+    deps = ChunkDeps(store, cache(load_policy))  # as a worker process loads the job's policy
+    monkeypatch.setattr(backfill_cmd, "_store", lambda: store)
+    monkeypatch.setattr(backfill_cmd, "_send_chunk", lambda job, index: process_chunk(job, index, deps))
+    monkeypatch.delenv("APOLOGY_POLICY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return write_history(tmp_path / "h.jsonl", tickets=30)
+
+
+def test_start_into_another_directory_names_where_the_verdicts_are(
+        cli: Path, store: JobStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It said "already done" and wrote only a `_job.json` to the new directory, which held no verdicts."""
+    import shlex
+    import subprocess
+
+    from worker.cli import main
+
+    old, new = tmp_path / "old dir", tmp_path / "new"
+    assert main(["backfill", "start", str(cli), "--output", str(old), "--chunk-replies", "20"]) == 0
+    verdicts = _output(old)
+    assert len(verdicts) > 20 and store.get(store.jobs()[0]).complete  # type: ignore[union-attr]
+    capsys.readouterr()
+
+    assert main(["backfill", "start", str(cli), "--output", str(new), "--chunk-replies", "20"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"its verdicts are in {old};" in err and "not judged twice" in err
+    assert not new.exists()  # nothing written where the verdicts are not
+    copy = err.split(f"To have them in {new}: ", 1)[1]
+    assert copy.startswith(f"mkdir -p {shlex.quote(str(new))} && cp ")
+    subprocess.run(copy, shell=True, check=True)  # the command it gives does what it says
+    assert _output(new) == verdicts
+
+    assert main(["backfill", "start", str(cli), "--chunk-replies", "20"]) == 0  # no --output: the job's own
+    assert f"its verdicts are in {old}" in capsys.readouterr().out
+    assert not (tmp_path / "backfill").exists()  # no stray default directory
+    assert main(["backfill", "start", str(cli), "--deliver", "--chunk-replies", "20"]) == 2
+    assert f"into {old}, not to the targets" in capsys.readouterr().err
+
+
+def test_start_into_another_directory_while_the_job_runs_says_how_to_continue(store: JobStore) -> None:
+    _create(store, output="/data/out")
+    job = store.get("bf-1")
+    assert job is not None and job.state == "reading"
+    assert job.elsewhere(None, False) is None and job.elsewhere("/data/out", False) is None
+    message = job.elsewhere("/data/other", False)
+    assert message is not None and "is already judging this input into /data/out" in message
+    assert "`apology-worker backfill resume bf-1 --wait`" in message
+    assert "/data/out/part-*.jsonl /data/other/" in message
+    _create(store, "bf-d", output=None, deliver=True)
+    delivered = store.get("bf-d")
+    assert delivered is not None and delivered.elsewhere(None, True) is None
+    assert "writing no shards" in (delivered.elsewhere("/data/out", False) or "")
+
+
+def test_cancel_of_a_done_job_says_it_is_done_and_leaves_it_done(
+        cli: Path, store: JobStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It printed "cancelled: queued chunks will be skipped" for a job that was done."""
+    from worker.cli import main
+
+    out = tmp_path / "out"
+    assert main(["backfill", "start", str(cli), "--output", str(out)]) == 0
+    jid = store.jobs()[0]
+    capsys.readouterr()
+    assert main(["backfill", "cancel", jid]) == 0
+    said = capsys.readouterr().out
+    assert f"job {jid} is already done: nothing to cancel; its verdicts are in {out}" in said
+    assert "cancelled" not in said
+    assert store.get(jid).state == "done"  # type: ignore[union-attr]
+    assert main(["backfill", "cancel", "bf-nope"]) == 2

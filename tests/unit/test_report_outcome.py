@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 import statistics
+from html import escape
 
 import pytest
 
@@ -11,8 +13,20 @@ from tests.conftest import agent, customer, ticket
 from tests.support.verdicts import verdict
 from worker.engine import Policy, read_context
 from worker.models import TicketHistory
-from worker.report.outcome import ALL_TEAMS, MIN_FOR_DIFF, OutcomeBuilder, RunningMean, t975, takeaway
-from worker.report.sources import iso_week, reply_facts
+from worker.report.aggregate import Report, ReportBuilder
+from worker.report.html import render_html
+from worker.report.outcome import (
+    ALL_TEAMS,
+    MIN_FOR_DIFF,
+    Outcome,
+    OutcomeBuilder,
+    RunningMean,
+    ci_text,
+    outcome_notes,
+    t975,
+    takeaway,
+)
+from worker.report.sources import ReplyFacts, iso_week, reply_facts
 
 
 def test_running_mean_and_interval_match_the_textbook() -> None:
@@ -62,7 +76,73 @@ def test_difference_from_no_apology_and_the_takeaway() -> None:
     diff, low, high = cell.vs_none
     assert diff == pytest.approx(-0.3)
     assert low < diff < high < 0
-    assert "specific apology" in takeaway(outcome) and "0.30 less frustrated" in takeaway(outcome)
+    assert takeaway(outcome).startswith("Customers' next message after a specific apology: -0.300 frustration "
+                                        "against replies with no apology (calmer;")
+
+
+def _generic_worse_than_none() -> Outcome:
+    builder = OutcomeBuilder()
+    for i in range(MIN_FOR_DIFF + 3):
+        wiggle = 0.01 * (i % 3)
+        builder.add("t", verdict("N").signals, 0.5, 0.4 + wiggle)  # no apology: calmer by about 0.09
+        builder.add("t", verdict("G", apology="generic").signals, 0.5, 0.55 + wiggle)  # generic: +0.06
+    return builder.result()
+
+
+def test_takeaway_names_both_sides_and_quotes_the_tables_numbers() -> None:
+    """The headline said "After a generic apology, it was 0.02 more frustrated": neither what "it" was nor
+    that 0.02 was the difference from no apology, not the generic apology's own mean change."""
+    outcome = _generic_worse_than_none()
+    generic, none = outcome.cell(ALL_TEAMS, "generic"), outcome.cell(ALL_TEAMS, "none")
+    assert generic is not None and none is not None and generic.vs_none is not None
+    assert generic.mean is not None and none.mean is not None
+    diff, low, high = generic.vs_none
+    assert diff == pytest.approx(0.15) and low > 0
+    assert takeaway(outcome) == (
+        f"Customers' next message after a generic apology: {diff:+.3f} frustration against replies with no "
+        f"apology (more frustrated; 95% CI {low:+.3f} to {high:+.3f}; mean change {generic.mean:+.3f} vs "
+        f"{none.mean:+.3f}, n={generic.n} vs {none.n}).")
+    page = render_html(_report_with(outcome))
+    row = re.search(r"<td>All teams</td><td>Generic apology</td>(.*?)</tr>", page)
+    assert row is not None and f"{diff:+.3f} ({low:+.3f} to {high:+.3f})" in row.group(1)
+    assert f"{generic.mean:+.3f}" in row.group(1)
+
+
+def test_an_interval_of_no_width_is_named_not_shown_as_a_range() -> None:
+    """158 copies of one conversation gave "+0.000 to +0.000", which reads as a bug; say what it is."""
+    builder = OutcomeBuilder()
+    for i in range(MIN_FOR_DIFF + 3):
+        builder.add("t", verdict("N").signals, 0.5, 0.4 + 0.01 * (i % 3))
+        builder.add("t", verdict("G", apology="generic").signals, 0.0, 0.0)  # the same conversation, copied
+    outcome = builder.result()
+    generic = outcome.cell(ALL_TEAMS, "generic")
+    assert generic is not None and generic.ci == (0.0, 0.0)
+    assert ci_text(generic) == f"no width: all {generic.n} equal"
+    none = outcome.cell(ALL_TEAMS, "none")
+    assert none is not None and none.ci is not None and ci_text(none) == f"{none.ci[0]:+.3f} to {none.ci[1]:+.3f}"
+    [note] = outcome_notes(outcome)
+    assert f"after a generic apology ({generic.n}, all +0.000)" in note and "repeats the same conversations" in note
+    report = _report_with(outcome)
+    assert report.notes[0] == note
+    page = render_html(report)
+    assert "no width: all 8 equal" in page and "+0.000 to +0.000" not in page
+    assert escape(note) in page.split('class="takeaway"')[1].split("<div")[0]  # right under the headline
+
+
+def _report_with(outcome: Outcome) -> Report:
+    builder = ReportBuilder(with_history=True)
+    builder.add(verdict("T1"), ReplyFacts("t", "2026-W47", None))
+    builder.outcome = _Fixed(outcome)  # type: ignore[assignment]
+    return builder.result()
+
+
+class _Fixed(OutcomeBuilder):
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__()
+        self._outcome = outcome
+
+    def result(self) -> Outcome:
+        return self._outcome
 
 
 def test_takeaway_says_when_there_is_too_little_data() -> None:

@@ -1,9 +1,11 @@
 """`apology-worker backfill start|status|resume|cancel`: fan a history export out over the workers.
 
 Exit codes: 0 every reply of the input has a verdict (or, without --wait, every chunk is enqueued);
-1 the job was cancelled or is not finished; 2 usage, policy or settings error; 3 finished, but some lines
-were unreadable or some tickets could not be judged (see `backfill status JOB`); 130 interrupted (resume
-it with `backfill resume JOB`).
+1 the job was cancelled or is not finished; 2 usage, policy or settings error, or `start` asked for an
+--output (or --deliver) other than the existing job's for the same input and policy; 3 finished, but some
+lines were unreadable or some tickets could not be judged (see `backfill status JOB`); 130 interrupted
+(resume it with `backfill resume JOB`). `cancel` exits 0 when the job is not running afterwards, also when
+it was already done or cancelled (it says which), and 2 when there is no such job.
 """
 
 from __future__ import annotations
@@ -132,17 +134,22 @@ def run_start(args: argparse.Namespace) -> int:
         if f != "-" and not Path(f).is_file():
             raise BackfillError(f"{f}: no such file")
     jid = job_id(files, policy.version, args.chunk_replies)
-    output = None if args.deliver else str(Path(args.output or Path("backfill") / jid).resolve())
+    asked = str(Path(args.output).resolve()) if args.output else None
+    output = None if args.deliver else asked or str((Path("backfill") / jid).resolve())
     store = _store()
     created = store.create(jid, files=files, policy=spec, policy_version=policy.version, output=output,
                            deliver=args.deliver, rate=args.rate, chunk_replies=args.chunk_replies)
     job = store.get(jid)
     assert job is not None
-    if output is not None:
-        _manifest(output, job)
+    if not created and (conflict := job.elsewhere(asked, args.deliver)) is not None:
+        raise BackfillError(conflict)  # before anything is written where the user asked
+    if job.output is not None:
+        _manifest(job.output, job)
     if not created:
         if job.state == "done":
-            print(f"job {jid} is already done under policy {policy.version}: nothing new to do")
+            where = job.output if job.output is not None else "the configured targets"
+            print(f"job {jid} is already done under policy {policy.version}: nothing new to do; its verdicts "
+                  f"are in {where}")
             _print_status(job, store)
             return _exit_code(job)
         print(f"job {jid} exists ({job.state}): continuing it")
@@ -187,10 +194,21 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
+    """Exit 0 whenever the job is not running afterwards, including one already done or cancelled (the
+    message says which): cancelling is idempotent, like stopping a stopped service."""
     store = _store()
-    if not store.cancel(args.job):
+    before = store.cancel(args.job)
+    if before is None:
         raise BackfillError(f"no backfill job {args.job}")
-    print(f"job {args.job} cancelled: queued chunks will be skipped; `backfill resume {args.job}` continues it")
+    if before == "done":
+        job = store.get(args.job)
+        where = job.output if job is not None and job.output is not None else "the configured targets"
+        print(f"job {args.job} is already done: nothing to cancel; its verdicts are in {where}")
+    elif before == "cancelled":
+        print(f"job {args.job} is already cancelled; `backfill resume {args.job}` continues it")
+    else:
+        print(f"job {args.job} cancelled: queued chunks will be skipped; `backfill resume {args.job}` "
+              "continues it")
     return 0
 
 

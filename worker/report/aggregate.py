@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
 
 from worker.models import SEVERITY_RANK, Finding, Signals, Verdict
-from worker.report.outcome import Outcome, OutcomeBuilder
+from worker.report.outcome import Outcome, OutcomeBuilder, outcome_notes
 from worker.report.sources import NO_TEAM, NO_WEEK, ReplyFacts
 
 UNKNOWN_AGENT = "(no agent)"
@@ -172,14 +172,16 @@ class ReportBuilder:
     def result(self) -> Report:
         ranked = [e for _, e in sorted(self._worst, key=lambda item: item[0], reverse=True)]
         worst = tuple(_varied(ranked, self._worst_n, self._per_pattern))
+        outcome = self.outcome.result() if self.outcome is not None else None
+        # Outcome notes first: they bear on the headline, and the terminal shows only the first few notes.
+        notes = [*(outcome_notes(outcome) if outcome is not None else []), *self.notes]
         return Report(
             overall=self.overall,
             agents=_by_volume(self.agents), teams=_by_volume(self.teams),
             weeks=dict(sorted(self.weeks.items())), team_weeks=dict(sorted(self.team_weeks.items())),
             rules=tuple(rule for rule, _ in self.overall.findings.most_common()),
             escalation_rules=self.escalation_rules, worst=worst,
-            outcome=self.outcome.result() if self.outcome is not None else None,
-            policies=self.policies, unmatched=self.unmatched, notes=tuple(self.notes),
+            outcome=outcome, policies=self.policies, unmatched=self.unmatched, notes=tuple(notes),
         )
 
 

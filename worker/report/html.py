@@ -13,7 +13,7 @@ from html import escape
 from worker.report._svg import Interval, Series, bar_list, color, interval_chart, line_chart
 from worker.report.aggregate import SIGNALS, Example, Report, Tally
 from worker.report.compare import Comparison
-from worker.report.outcome import ALL_TEAMS, STYLE_LABELS, STYLES, Outcome, takeaway
+from worker.report.outcome import ALL_TEAMS, STYLE_LABELS, STYLES, Outcome, ci_text, outcome_notes, takeaway
 from worker.report.sources import NO_WEEK
 
 MAX_AGENTS = 60
@@ -128,7 +128,7 @@ def _outcome(outcome: Outcome) -> str:
                 continue
             low, high = cell.ci if cell.ci else (None, None)
             tip = (f"{STYLE_LABELS[style]}: mean change {cell.mean:+.3f}" if cell.mean is not None
-                   else STYLE_LABELS[style]) + (f", 95% CI {low:+.3f} to {high:+.3f}" if cell.ci else "")
+                   else STYLE_LABELS[style]) + (f", 95% CI {ci_text(cell)}" if cell.ci else "")
             rows.append(Interval(STYLE_LABELS[style], cell.mean, low, high, f"n={cell.n}", tip, color(k)))
         if rows:
             big = " wide" if team == ALL_TEAMS else ""
@@ -138,6 +138,7 @@ def _outcome(outcome: Outcome) -> str:
                            '</figure>')
     return (f'<section><h2>Outcome: did apologising help?</h2>{intro}'
             f'<p class="takeaway">{escape(takeaway(outcome))}</p>'
+            + "".join(f'<p class="muted">{escape(note)}</p>' for note in outcome_notes(outcome)) +
             f'<div class="grid">{"".join(figures)}</div>'
             f'<details><summary>Outcome numbers per team</summary>{_outcome_table(outcome)}</details>'
             '</section>')
@@ -154,7 +155,7 @@ def _outcome_span(outcome: Outcome) -> float:
 def _outcome_table(outcome: Outcome) -> str:
     rows = []
     for c in outcome.cells:
-        ci = f"{c.ci[0]:+.3f} to {c.ci[1]:+.3f}" if c.ci else "—"
+        ci = ci_text(c)
         diff = f"{c.vs_none[0]:+.3f} ({c.vs_none[1]:+.3f} to {c.vs_none[2]:+.3f})" if c.vs_none else "—"
         mean = f"{c.mean:+.3f}" if c.mean is not None else "—"
         rows.append(f"<tr><td>{escape(c.team)}</td><td>{escape(STYLE_LABELS[c.style])}</td>"

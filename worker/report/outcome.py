@@ -24,6 +24,8 @@ KINDS = ("none", "generic", "specific")
 STYLES = (*KINDS, "empathy", "responsibility")
 STYLE_LABELS = {"none": "No apology", "generic": "Generic apology", "specific": "Specific apology",
                 "empathy": "Empathy stance", "responsibility": "Responsibility stance"}
+_AFTER = {"generic": "a generic apology", "specific": "a specific apology",  # "after ...", in sentences
+          "empathy": "an apology in the empathy stance", "responsibility": "an apology taking responsibility"}
 MIN_FOR_DIFF = 5
 _Z = 1.96
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom; from 30 on the normal is close.
@@ -136,26 +138,58 @@ def _difference(a: RunningMean, b: RunningMean | None) -> tuple[float, float, fl
 
 
 def takeaway(outcome: Outcome, team: str = ALL_TEAMS) -> str:
-    """One plain sentence for a lead: which style beats no apology beyond chance, if any."""
+    """One plain sentence for a lead: which style beats no apology beyond chance, if any.
+
+    Each sentence names both sides of the comparison and quotes the outcome table's own numbers (the
+    difference, its interval, both means and both counts), so the headline cannot be read against the table.
+    """
     base = outcome.cell(team, "none")
     compared = [c for c in outcome.cells if c.team == team and c.vs_none is not None]
-    if base is None or not compared:
+    if base is None or base.mean is None or not compared:
         return (f"Too few answered replies to compare apology styles with no apology (at least "
                 f"{MIN_FOR_DIFF} of each are needed).")
     better = [c for c in compared if c.vs_none and c.vs_none[2] < 0]
     worse = [c for c in compared if c.vs_none and c.vs_none[1] > 0]
     parts = []
     if better:
-        best = min(better, key=lambda c: c.vs_none[0] if c.vs_none else 0.0)
-        assert best.vs_none is not None
-        parts.append(f"After a {STYLE_LABELS[best.style].lower()}, the customer's next message was "
-                     f"{-best.vs_none[0]:.2f} less frustrated than after no apology (95% CI "
-                     f"{-best.vs_none[2]:.2f} to {-best.vs_none[1]:.2f}; {best.n} vs {base.n} replies).")
+        parts.append(_against_none(min(better, key=lambda c: c.vs_none[0] if c.vs_none else 0.0), base))
     if worse:
-        worst = max(worse, key=lambda c: c.vs_none[0] if c.vs_none else 0.0)
-        assert worst.vs_none is not None
-        parts.append(f"After a {STYLE_LABELS[worst.style].lower()}, it was {worst.vs_none[0]:.2f} more "
-                     f"frustrated (95% CI {worst.vs_none[1]:.2f} to {worst.vs_none[2]:.2f}).")
+        parts.append(_against_none(max(worse, key=lambda c: c.vs_none[0] if c.vs_none else 0.0), base))
     if not parts:
         return "No apology style changed the customer's next message beyond chance compared with no apology."
     return " ".join(parts)
+
+
+def _against_none(cell: OutcomeCell, base: OutcomeCell) -> str:
+    assert cell.vs_none is not None and cell.mean is not None and base.mean is not None
+    diff, low, high = cell.vs_none
+    mood = "calmer" if diff < 0 else "more frustrated"
+    return (f"Customers' next message after {_AFTER[cell.style]}: {diff:+.3f} frustration against replies "
+            f"with no apology ({mood}; 95% CI {low:+.3f} to {high:+.3f}; mean change {cell.mean:+.3f} vs "
+            f"{base.mean:+.3f}, n={cell.n} vs {base.n}).")
+
+
+def no_spread(cell: OutcomeCell) -> bool:
+    """Every answered reply changed by the same amount: the interval has no width, which real, independent
+    conversations almost never give (copies of one conversation do)."""
+    return cell.ci is not None and cell.ci[0] == cell.ci[1]
+
+
+def ci_text(cell: OutcomeCell, sep: str = " to ") -> str:
+    if cell.ci is None:
+        return "—"
+    if no_spread(cell):
+        return f"no width: all {cell.n} equal"
+    return f"{cell.ci[0]:+.3f}{sep}{cell.ci[1]:+.3f}"
+
+
+def outcome_notes(outcome: Outcome) -> list[str]:
+    """A data note when all-teams cells have intervals of no width, and why that is suspect."""
+    flat = [f"after {_AFTER.get(c.style, 'no apology')} ({c.n}, all {c.mean:+.3f})" for c in outcome.cells
+            if c.team == ALL_TEAMS and c.mean is not None and c.n >= MIN_FOR_DIFF and no_spread(c)]
+    if not flat:
+        return []
+    return [f"outcome: every answered reply {' and '.join(flat)} changed the customer's frustration by the "
+            "same amount, so those 95% intervals have no width; intervals assume independent conversations, "
+            "and a history that repeats the same conversations (copies, templates, test data) makes them far "
+            "too narrow"]
