@@ -67,6 +67,15 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("Your manager spoke to the driver. She'll apologise when she next delivers.", "none", 0),
     ("We're sorry to hear about your visit to our Bristol store.", "generic", 1),
     ('You said "sorry isn\'t good enough" and I hear you.', "none", 0),
+    # A bare apology closing a clause that named the failure; a statement after "but" whose subject names
+    # a thing (session 7, the seventh to seventeenth authors). Near-misses stay generic.
+    ("Ah yep, that's a bug on my end, sorry! The fix ships Friday.", "specific", 1),
+    ("Five days is far too long, and I'm sorry.", "specific", 1),
+    ("Thanks for waiting, sorry!", "generic", 1),
+    ("Sorry, but tickets are non-refundable once the bus departs.", "specific", 1),
+    ("I'm sorry, but the Standard plan's SLA is next business day.", "specific", 1),
+    ("Sorry, but that is the policy.", "generic", 1),
+    ("Sorry, but the answer is no.", "generic", 1),
 ])
 def test_apology_kind_and_count(policy: Policy, reply: str, kind: str, count: int) -> None:
     signals = judge(policy, reply).signals

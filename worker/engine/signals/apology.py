@@ -73,6 +73,26 @@ _NAMED_BEFORE = re.compile(
 _PRONOUN_OBJECT = re.compile(
     r"^\W*(?:(?:for|about)\s+(?:that|this|it)|that|this|it|(?:that\s+)?(?:we|i)\s+(?:didn't|did\s+not|weren't|wasn't|"
     r"haven't|hadn't|couldn't))\W*$", re.IGNORECASE)
+# A bare apology closing a clause that named the failure: "that's a bug on my end, sorry!", "5 days is far too
+# long, and I'm sorry", "we don't deliver to Leh, sorry" (the seventh to seventeenth authors: specific).
+_FAILURE_BEFORE = re.compile(
+    r"\b(?:wrong|incorrect|inaccurate|mistakes?|mistaken|errors?|late|delayed|missed|forgot|forgotten|broken|"
+    r"damaged|overcharged|double-charged|charged\s+twice|lost|rude|failed|bug|glitch|typo|fault|outage|"
+    r"too\s+long|should\s+have|should've|shouldn't\s+have|didn't|did\s+not|don't|do\s+not|doesn't|can't|"
+    r"cannot|won't|wasn't|weren't|isn't|aren't|hasn't|haven't|no\s+longer|out\s+of\s+stock|sold\s+out|"
+    r"non-refundable)\b",
+    re.IGNORECASE)
+_BARE_TAIL = re.compile(r"[ \t]*(?:again|too|though|about\s+(?:that|this)|for\s+(?:that|this))?[ \t]*(?:[.!?,;:)]|$)",
+                        re.IGNORECASE)
+# "Sorry, but tickets are non-refundable once the bus departs", "I'm sorry, but the Standard plan's SLA is next
+# business day": a statement after "but" whose subject names a thing (not "it", "that", "the answer").
+_BUT_STATEMENT = re.compile(
+    r"[ \t]*,?[ \t]*but\s+((?:[\w'-]+\s+){1,5}?)(?:is|are|was|were|has|have|need|needs|require|requires|"
+    r"close|closes|start|starts|run|runs|apply|applies|cover|covers)\b", re.IGNORECASE)
+_SUBJECT_FILLERS = frozenset({"the", "a", "an", "our", "your", "this", "that", "these", "those", "it", "its",
+                              "all", "any", "some", "each", "every", "their", "his", "her", "my", "we", "i",
+                              "you", "they", "there", "he", "she", "what", "which", "unfortunately",
+                              "sadly", "currently", "still", "only", "just"})
 _OPENERS = re.compile(r"^\W*(?:(?:oh|oops|ah|um|hmm|hi|hey|hello|and|but|so)\b\W*){0,2}(?:\w+\W*)?$", re.I)
 
 
@@ -140,6 +160,17 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
             content = [] if softener else [w for w in words if _stem(w) not in lex.generic_words]
         named = bool(content) or bool(_PRONOUN_OBJECT.match(obj) and _NAMED_BEFORE.search(text, s_start, start))
         refusal = False
+        if not named and not words and not bad_news and _BARE_TAIL.match(text, stop):
+            # Named before the apology, in the same sentence: "that's a bug on my end, sorry!".
+            lead = text[s_start:start]
+            named = bool(_FAILURE_BEFORE.search(lead)) and any(
+                _stem(w) not in lex.generic_words and w not in _REFUSAL_WORDS and w not in _SUBJECT_FILLERS
+                for w in _WORD.findall(_VOCATIVE.sub(" ", lead, count=1).lower()) if len(w) > 2)
+        if not named and not bad_news:
+            statement = _BUT_STATEMENT.match(text, stop + len(obj) if not softener else stop, s_end)
+            if statement is not None:
+                subject = [w for w in _WORD.findall(statement.group(1).lower()) if w not in _SUBJECT_FILLERS]
+                refusal = named = bool(subject) and all(_stem(w) not in lex.generic_words for w in subject[-1:])
         if not named and (softener or (not words and not bad_news)):
             # Bounded: the refusal is read in the clause after the apology, not the rest of a long sentence.
             after = stop if softener else stop + len(obj)
