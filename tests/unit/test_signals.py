@@ -76,6 +76,12 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("I'm sorry, but the Standard plan's SLA is next business day.", "specific", 1),
     ("Sorry, but that is the policy.", "generic", 1),
     ("Sorry, but the answer is no.", "generic", 1),
+    # "Our bad" is "my bad"; negated, passed-on and promised apologies are no apology of the agent's.
+    ("Our bad! I've added credit to your account.", "generic", 1),
+    ("No need to say sorry, ask away!", "none", 0),
+    ("I'm not going to apologise for a sold-out croissant.", "none", 0),
+    ("Jordan asked me to pass on that he's sorry about the tone of his earlier reply.", "none", 0),
+    ("Our manager, Suresh, will call you this afternoon to apologise personally.", "none", 0),
 ])
 def test_apology_kind_and_count(policy: Policy, reply: str, kind: str, count: int) -> None:
     signals = judge(policy, reply).signals

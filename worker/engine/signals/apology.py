@@ -55,7 +55,7 @@ _REFUSAL_WORDS = frozenset({
 # The words of the news itself that name nothing: "I regret to inform you that the decision stands".
 _NEWS_VERBS = frozenset({"inform", "advise", "tell", "let", "report", "decision", "decisions", "stands", "stand",
                          "remains", "final"})
-_SELF_BLAME = re.compile(r"my\s+bad|mea\s+culpa")
+_SELF_BLAME = re.compile(r"(?:my|our)\s+bad|mea\s+culpa")
 _VOCATIVE = re.compile(r"\s*,?\s*(?:[A-Z][a-z]+|@\w+)(?:\s+[A-Z][a-z]+)?\s*(?=[,!.:;]|\s+[^\w\s])")
 _LATE_COMMA = re.compile(r"(?<=\w)[^\w\n]*,")
 # "Sent from my phone, sorry for any typos": a sign-off about the message itself, not an apology to the customer.
