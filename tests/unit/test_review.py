@@ -177,3 +177,23 @@ def test_review_of_an_input_without_replies_says_so(tmp_path: Path, capsys: pyte
     (tmp_path / "empty.jsonl").write_text("")
     assert main(["review", str(tmp_path / "empty.jsonl")]) == 0
     assert "no public agent reply in the input" in capsys.readouterr().err
+
+
+def test_a_finding_about_something_missing_points_past_the_salutation(policy: Policy) -> None:
+    body = "Hi Jo,\n\nPlease book a repair slot at our site and bring the laptop with your receipt."
+    v = review_reply(agent(body), [customer("My laptop screen cracked after two weeks.")], ticket(), policy)
+    missing = next(f for f in v.findings if f.rule == "missing-apology")
+    assert missing.excerpt.startswith("Please book a repair slot")
+    assert body[missing.span[0]:missing.span[1]] == missing.excerpt
+
+
+def test_every_command_says_what_it_does_and_the_tool_its_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("apology-worker ")
+    for command in (["review"], ["policy"], ["backfill", "start"], ["dead-letters", "list"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        out = capsys.readouterr().out
+        described = out.split("\n\n")[1].strip()
+        assert not described.startswith(("positional arguments", "options")), f"{command}: no description"

@@ -30,10 +30,32 @@ def build_parser() -> argparse.ArgumentParser:
         prog="apology-worker",
         description="Review customer-service replies against an apology policy: in process (review), on "
                     "the workers (enqueue, backfill), or behind the HTTP gateway (serve).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give every (sub)command's `--help` its one-line summary as a description, unless it has its own."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                child = action.choices[choice.dest]
+                if child.description is None:
+                    child.description = choice.help
+                _describe(child)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("apology-worker")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("dead-letters", help="list, show or replay events and deliveries that failed")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     ls = verbs.add_parser("list", help="the most recent dead letters")
-    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--limit", type=int, default=50, help="how many to list, newest first (default 50)")
     ls.add_argument("--format", choices=["text", "jsonl"], default="text")
     show = verbs.add_parser("show", help="one dead letter in full, as JSON")
     show.add_argument("id")

@@ -13,7 +13,9 @@ from worker.errors import PolicyError
 
 def register(sub: Any) -> None:
     p = sub.add_parser("policy", help="validate a policy file or run its examples")
-    p.add_argument("action", choices=["check", "test"])
+    p.add_argument("action", choices=["check", "test"],
+                   help="check: validate the file (every error with file, line and key); test: also run the "
+                        "flag: and pass: examples each rule carries")
     p.add_argument("path", help="policy file, or a preset name (liability-aware, empathy-first, no-apology)")
     p.set_defaults(run=run)
 

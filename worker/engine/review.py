@@ -296,13 +296,26 @@ def _thing(texts: Sequence[str], nouns: re.Pattern[str] = _SUPPORT_NOUN) -> str 
     return None
 
 
+# A salutation on its own ("Hi Jo,", "Dear Mr Shah,", "@dana_k"): not what a finding about the reply points at.
+_GREETING = re.compile(
+    r"(?:(?:hi|hello|hey|hiya|dear|greetings|good\s+(?:morning|afternoon|evening|day))\b[^.!?\n]{0,40}"
+    r"|@\w+|[A-Z][a-z]+)\s*[,!:]?\s*$", re.IGNORECASE)
+
+
 def _first_sentence(doc: Prepared) -> tuple[int, int]:
+    """Where a finding about something missing points: the reply's first sentence after the salutation."""
+    first = None
     for start, end in doc.sentences():
         chunk = doc.text[start:end]
         lead = len(chunk) - len(chunk.lstrip())
         trail = len(chunk.rstrip())
-        return start + lead, start + trail
-    return 0, 0
+        if trail <= lead:
+            continue
+        span = (start + lead, start + trail)
+        if not _GREETING.match(chunk.strip()):
+            return span
+        first = first or span
+    return first or (0, 0)
 
 
 def _minutes(value: float | None) -> str:
