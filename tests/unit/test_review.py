@@ -105,6 +105,9 @@ def test_review_cli_text_report_and_fail_on(capsys: pytest.CaptureFixture[str]) 
     assert main(["review", str(EXAMPLE), "--fail-on", "critical"]) == 1
     out = capsys.readouterr().out
     assert "generic-apology" in out and "replies reviewed under liability-aware" in out
+    # Piped, there are no colours: the flagged span is bracketed, and no line is padded with spaces.
+    assert "[[Sorry for any inconvenience]]" in out
+    assert not any(line != line.rstrip(" ") for line in out.splitlines())
     assert main(["review", str(EXAMPLE), "--policy", "empathy-first"]) == 0
 
 

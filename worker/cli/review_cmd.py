@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
-from rich.padding import Padding
 from rich.text import Text
 
 from worker.engine import load_policy, review_history
@@ -23,6 +22,7 @@ from worker.models import SEVERITY_RANK, Message, TicketHistory, Verdict
 _STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
 _ACTION_STYLE = {"none": "green", "annotate": "yellow", "escalate": "bold red"}
 _MAX_SHOWN = 1500
+_SEVERITY_NAMES = {rank: name for name, rank in SEVERITY_RANK.items()}
 
 
 def register(sub: Any) -> None:
@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     policy = load_policy(args.policy or os.environ.get("APOLOGY_POLICY") or None)
-    console = Console(highlight=False, soft_wrap=False)
+    # Piped or redirected, lines are not wrapped at 80 columns: whoever reads the file wraps it.
+    console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     worst = 0
     replies = 0
     skipped = Skipped()
@@ -84,7 +85,7 @@ def _print_verdict(console: Console, verdict: Verdict, history: TicketHistory) -
     console.print(head)
     console.print(Text(facts, "dim"))
     if reply is not None:
-        console.print(_highlighted(reply.body, reply.format, verdict))
+        console.print(_highlighted(reply.body, reply.format, verdict, marks=console.color_system is None))
     for f in verdict.findings:
         line = Text.assemble(("  ● ", _STYLE[f.severity]), (f"{f.rule} ", "bold"),
                              (f"[{f.severity}] ", _STYLE[f.severity]), f.message)
@@ -96,8 +97,9 @@ def _print_verdict(console: Console, verdict: Verdict, history: TicketHistory) -
     console.print()
 
 
-def _highlighted(body: str, fmt: str, verdict: Verdict) -> Padding:
-    """The reply as a reader sees it: flagged spans reversed, quoted mail and signatures dimmed.
+def _highlighted(body: str, fmt: str, verdict: Verdict, *, marks: bool = False) -> Text:
+    """The reply as a reader sees it: flagged spans reversed, quoted mail and signatures dimmed; with
+    `marks` (no colours: a pipe, a file, NO_COLOR) flagged spans are bracketed [[like this]] instead.
 
     HTML is shown as its visible text; spans stay in body offsets and are mapped through the engine's
     offset map, so what is highlighted is exactly what the finding points at.
@@ -109,23 +111,43 @@ def _highlighted(body: str, fmt: str, verdict: Verdict) -> Padding:
     else:
         shown, origin = body, list(range(len(body)))
         dimmed = [doc.text[i] == " " and not body[i].isspace() for i in range(min(len(body), len(doc.text)))]
-    text = Text(shown[:_MAX_SHOWN])
-    for i, dim in enumerate(dimmed[:_MAX_SHOWN]):
-        if dim:
-            text.stylize("dim", i, i + 1)
+    shown = shown[:_MAX_SHOWN]
+    worst: list[int] = [0] * len(shown)  # the most severe finding over each character, 0 for none
     for f in verdict.findings:
-        start, end = f.span
-        for i in range(min(len(shown), _MAX_SHOWN)):
-            if start <= origin[i] < end:
-                text.stylize(f"reverse {_STYLE[f.severity]}", i, i + 1)
-    if len(shown) > _MAX_SHOWN:
-        text.append(f" … (+{len(shown) - _MAX_SHOWN} characters)", "dim")
-    lines = [line for line in text.split("\n")]
+        rank = SEVERITY_RANK[f.severity]  # 1 and up
+        for i in range(len(shown)):
+            if f.span[0] <= origin[i] < f.span[1]:
+                worst[i] = max(worst[i], rank)
+    text = Text()
+    for start, end, rank in _runs(worst):
+        part = shown[start:end]
+        if rank and marks:
+            text.append(f"[[{part}]]")
+        elif rank:
+            text.append(part, f"reverse {_STYLE[_SEVERITY_NAMES[rank]]}")
+        else:
+            piece = Text(part)
+            for s0, e0, dim in _runs([int(d) for d in dimmed[start:end]]):
+                if dim and not marks:
+                    piece.stylize("dim", s0, e0)
+            text.append(piece)
+    if len(body if fmt != "html" else doc.text) > _MAX_SHOWN:
+        text.append(f" … (+{len(body if fmt != 'html' else doc.text) - _MAX_SHOWN} characters)", "dim")
+    lines = text.split("\n")
     while lines and not lines[0].plain.strip():
         lines.pop(0)
     while lines and not lines[-1].plain.strip():
         lines.pop()
-    return Padding(Text("\n").join(lines), (0, 0, 0, 4))
+    return Text("\n").join(Text("    ") + line if line.plain.strip() else Text() for line in lines)
+
+
+def _runs(values: list[int]) -> Iterable[tuple[int, int, int]]:
+    """(start, end, value) for each stretch of equal values."""
+    start = 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            yield start, i, values[start]
+            start = i
 
 
 def _message(messages: Iterable[Message], message_id: str) -> Message | None:
