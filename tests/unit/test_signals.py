@@ -106,6 +106,10 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
 
 @pytest.mark.parametrize(("signal", "reply", "expected"), [
     ("liability_admission", "This was entirely our mistake.", True),
+    ("liability_admission", "No need to apologise at all, it was our mess to sort out.", True),
+    ("liability_admission", "He understands that what he did was wrong.", True),
+    ("liability_admission", "I've looked into what went wrong with the upload.", False),
+    ("liability_admission", "Sorry about our bad weather this week!", False),
     ("liability_admission", "That was an oversight on our part.", True),
     ("liability_admission", "We got this wrong, and I've fixed it.", True),
     ("liability_admission", "This was not our mistake; the courier lost it.", False),
