@@ -16,16 +16,26 @@ fills in some 170 response callbacks, which was half the CPU of a publish and tw
 worker's main process. The client holds no connection of its own (it borrows one from the pool per
 command), so one per pool is what kombu's pool already shares.
 
+A third: an entry on a queue list that is not a kombu message (a stray `LPUSH apology hello`, a truncated
+envelope) made kombu raise out of its read loop, which Celery treats as unrecoverable: one bad string took
+down every worker that popped it. Here it is dead-lettered with the reason and the worker goes on.
+
 Selected by `worker.app` for `redis://` broker URLs only; other schemes keep kombu's own transport.
 """
 
 from __future__ import annotations
 
+import json
 from queue import Empty
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
+from kombu.utils.encoding import bytes_to_str
 from redis import exceptions as redis_errors
+
+from worker import logs
+
+log = logs.get_logger("worker.broker")
 
 TRANSPORT = "worker.broker:Transport"
 QUEUE = "apology"  # ticket events (Celery's task_default_queue)
@@ -43,7 +53,7 @@ class Channel(kombu_redis.Channel):
     def close(self) -> None:
         if self._in_poll:
             try:
-                self._brpop_read()  # type: ignore[no-untyped-call]
+                self._brpop_read()
             except Empty:
                 pass
             except _LOST:
@@ -51,6 +61,29 @@ class Channel(kombu_redis.Channel):
                 # `_in_poll` and disconnected, so the rest of the close no longer reads from it.
                 pass
         super().close()  # type: ignore[no-untyped-call]
+
+    def _brpop_read(self, **options: Any) -> bool:
+        """kombu's `_brpop_read` (5.7), but an entry that is not a message envelope is dead-lettered."""
+        try:
+            try:
+                dest_item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()  # the next turn reconnects
+                raise
+            if not dest_item:
+                raise Empty()
+            dest, item = dest_item
+            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]  # type: ignore[no-untyped-call]
+            self._queue_cycle.rotate(dest)
+            payload, fault = envelope(item)
+            if fault is not None:
+                _dead_letter(dest, item, fault)
+            else:
+                self.connection._deliver(payload, dest)
+            return True
+        finally:
+            self._in_poll = None  # type: ignore[assignment]
+            self._flush_brpop_reauth()  # type: ignore[no-untyped-call]
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
@@ -72,3 +105,30 @@ def queue_keys(queues: tuple[str, ...] = QUEUES) -> list[str]:
     sep = kombu_redis.Channel.sep
     return [queue if not step else f"{queue}{sep}{step}" for queue in queues
             for step in kombu_redis.PRIORITY_STEPS]
+
+
+def envelope(item: bytes | str) -> tuple[dict[str, Any] | None, str | None]:
+    """A queue entry as kombu's message envelope, or why it is not one."""
+    try:
+        payload = json.loads(bytes_to_str(item))  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        return None, f"not JSON ({exc})"
+    if not isinstance(payload, dict) or "body" not in payload:
+        return None, "not a message envelope (no body)"
+    properties = payload.get("properties")
+    if not isinstance(properties, dict) or "delivery_tag" not in properties \
+            or not isinstance(properties.get("delivery_info"), dict):
+        return None, "not a message envelope (no properties.delivery_tag and delivery_info)"
+    return payload, None
+
+
+def _dead_letter(queue: str, item: bytes | str, fault: str) -> None:
+    reason = f"an entry on queue {queue} is not a task message: {fault}"
+    log.error("queue entry dead-lettered", queue=queue, reason=fault, size=len(item))
+    try:
+        from worker import bootstrap  # the transport is imported by the app, which bootstrap imports
+
+        kind = "delivery" if queue == DELIVERY_QUEUE else "event"
+        bootstrap.stores(bootstrap.settings()).add_dead_letter(kind, reason, item)
+    except Exception as exc:  # the worker must go on; the entry is named in the log above
+        log.error("could not dead-letter a queue entry", queue=queue, error=f"{type(exc).__name__}: {exc}")

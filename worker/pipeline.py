@@ -264,7 +264,15 @@ def context_for(reply: Message, remembered: Sequence[Message], history: Sequence
 
 def deliver(payload: dict[str, Any], deps: Deps, attempt: int = 0) -> DeliveryOutcome:
     line = Timeline(deps.trace, f"deliver.{attempt}")
-    job = DeliveryJob.from_payload(payload)
+    try:
+        job = DeliveryJob.from_payload(payload)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # Not a job this code wrote (a hand-made or corrupted message): keep it, with why, and go on.
+        reason = f"not a delivery job: {type(exc).__name__}: {exc}"
+        raw = payload if isinstance(payload, str | bytes) else json.dumps(payload, default=str)
+        letter = deps.stores.add_dead_letter("delivery", reason, raw)
+        log.warning("delivery job rejected", reason=reason, dead_letter=letter)
+        return DeliveryOutcome("dead", dead_letter=letter)
     line.key = job.event
     logs.bind(delivery_id=job.delivery_id, target=job.target, event_id=job.event or None,
               ticket_id=job.verdict.get("ticket_id"), message_id=job.verdict.get("message_id"))

@@ -45,13 +45,14 @@ def handle_event(self: Task, payload: Any) -> str:
 @app.task(name=bootstrap.DELIVER, bind=True, max_retries=None, autoretry_for=(SoftTimeLimitExceeded,),
           retry_backoff=True)
 def deliver(self: Task, job: dict[str, Any]) -> str:
-    # Waits for a target's rate limit are retries too, but they must not use up the delivery's attempts:
+    # Waits for a target's rate limit, or for another worker's claim on the same delivery (a crashed
+    # worker's lasts until it expires), are retries too, but they must not use up the delivery's attempts:
     # the job counts them, and the attempt number leaves them out.
-    throttled = int(job.get("throttled", 0))
+    throttled = int(job.get("throttled", 0)) if isinstance(job, dict) else 0
     with logs.task_context(task_id=self.request.id):
         outcome = _through_outages(
             lambda: pipeline.deliver(job, _deps(), attempt=self.request.retries - throttled))
-    if outcome.status == "throttled":
+    if outcome.status in ("throttled", "busy"):
         return _finish(self, outcome.status, outcome.retry_in, args=[{**job, "throttled": throttled + 1}])
     return _finish(self, outcome.status, outcome.retry_in)
 

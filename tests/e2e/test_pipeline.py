@@ -113,6 +113,24 @@ def test_a_malformed_event_is_dead_lettered_and_the_worker_goes_on(live: Live) -
     assert [m.id for m in live.stores.conversation(history.ticket.id)] == [m.id for m in history.messages]
 
 
+def test_queue_entries_no_task_reads_are_dead_lettered_unlogged_and_the_worker_goes_on(live: Live) -> None:
+    """A stray string on the queue list stopped the worker (kombu raised out of its read loop), and Celery
+    logged the whole body of an unknown task at ERROR: both are now dead letters, named without bodies."""
+    count = live.stores.dead_letter_count()
+    live.stores.redis.lpush("apology", "hello LEAKCANARY-1")
+    live.producer.send_task("no.such.task", args=[{"body": "LEAKCANARY-2"}])
+    history = conversations()[-2]
+    submit_events(history_events(history, source="after-stray"), live.stores, live.send_event)
+    wait_until(lambda: live.stores.dead_letter_count() == count + 2 and live.idle(), timeout=30,
+               what="two more dead letters")
+    reasons = sorted(letter.reason for letter in live.stores.dead_letters(2))
+    assert reasons[0].startswith("an entry on queue apology is not a task message: not JSON")
+    assert reasons[1].startswith("refused by the worker: unknown task 'no.such.task'")
+    assert live.worker.popen.poll() is None
+    assert [m.id for m in live.stores.conversation(history.ticket.id)] == [m.id for m in history.messages]
+    assert "LEAKCANARY" not in "".join(live.worker.history)
+
+
 def test_deliveries_overtake_the_events_queued_before_them(tmp_path: Path) -> None:
     """A verdict's delivery must not wait behind every event that arrived after its reply: the worker
     takes every queued delivery before the next event (beyond the few it had already reserved)."""

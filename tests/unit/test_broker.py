@@ -81,3 +81,31 @@ def test_one_client_per_pool_serves_publishes_and_acks_and_a_new_pool_gets_its_o
             assert after is not first
             assert after.connection_pool is channel.pool
             assert after.ping()
+
+
+def test_a_queue_entry_that_is_not_a_message_is_dead_lettered_and_the_next_one_delivered(
+        redis_srv: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kombu's own transport raises out of its read loop on such an entry, which stops a Celery worker."""
+    import socket
+
+    from worker.stores import Stores
+
+    monkeypatch.setenv("APOLOGY_BROKER_URL", redis_srv.url)
+    client = redis.Redis.from_url(redis_srv.url)
+    queue = kombu.Queue("apology", kombu.Exchange("apology", type="direct"), routing_key="apology")
+    got: list[Any] = []
+    with kombu.Connection(redis_srv.url, transport=TRANSPORT) as conn:
+        queue(conn.default_channel).declare()
+        client.lpush("apology", "hello")  # popped first
+        client.lpush("apology", '{"body": "xx", "headers": {}}')
+        conn.Producer(serializer="json").publish({"n": 1}, routing_key="apology")
+        with conn.Consumer(queue, callbacks=[lambda body, message: (got.append(body), message.ack())]):
+            for _ in range(20):
+                if got:
+                    break
+                with suppress(socket.timeout, TimeoutError):
+                    conn.drain_events(timeout=1)
+    assert got == [{"n": 1}]
+    reasons = sorted(letter.reason for letter in Stores(client).dead_letters(5))
+    assert len(reasons) == 2 and all(r.startswith("an entry on queue apology is not a task message") for r in reasons)
+    assert any("not JSON" in r for r in reasons) and any("no properties" in r for r in reasons)

@@ -267,3 +267,12 @@ def test_context_merges_memory_and_history_in_time_order() -> None:
     reply = agent("d", "a2", 10)
     later = customer("e", "c3", 20)
     assert [m.id for m in context_for(reply, [c2, later, reply, c1], [a1, c1], 0.0)] == ["c1", "a1", "c2"]
+
+
+@pytest.mark.parametrize("payload", [{"delivery_id": "msg_bad"}, "junk", {"target": 3}])
+def test_a_malformed_delivery_job_is_dead_lettered_not_dropped(policy: Policy, payload: Any) -> None:
+    h = Harness(policy)
+    outcome = deliver(payload, h.deps)
+    assert outcome.status == "dead" and outcome.dead_letter is not None
+    letter = h.deps.stores.dead_letters(1)[0]
+    assert letter.reason.startswith("not a delivery job") and not h.sent
