@@ -83,7 +83,9 @@ class Channel(kombu_redis.Channel):
             return True
         finally:
             self._in_poll = None  # type: ignore[assignment]
-            self._flush_brpop_reauth()  # type: ignore[no-untyped-call]
+            reauth = getattr(self, "_flush_brpop_reauth", None)  # kombu 5.7 on (the lock pins 5.7.0)
+            if reauth is not None:
+                reauth()
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
