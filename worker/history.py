@@ -40,12 +40,6 @@ def open_text(path: str) -> IO[str]:
     return Path(path).open(encoding=_ENCODING, errors="replace")
 
 
-def read_history(path: str) -> Iterator[HistoryLine]:
-    name = "<stdin>" if path == "-" else path
-    with open_text(path) as fh:
-        yield from parse_history_lines(fh, name)
-
-
 def parse_history_lines(lines: Iterable[str], name: str) -> Iterator[HistoryLine]:
     """Canonical history lines from any line source, numbered from 1 for `name:line` locations."""
     for n, line in enumerate(lines, start=1):
