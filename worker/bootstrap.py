@@ -32,6 +32,9 @@ HANDLE_EVENT = "apology.handle_event"
 DELIVER = "apology.deliver"
 BACKFILL_CHUNK = "apology.backfill_chunk"
 TASKS: dict[Kind, str] = {"event": HANDLE_EVENT, "delivery": DELIVER, "chunk": BACKFILL_CHUNK}  # by journal kind
+# Redis (the stores or the broker) away for a moment, as in a restart or a failover: what tasks run again
+# (worker.tasks) and producers wait out (worker.cli.backfill_cmd) instead of failing.
+OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OperationalError)
 log = logs.get_logger("worker.bootstrap")
 
 

@@ -7,16 +7,13 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar
 
-import redis
 from celery import Task, signals
 from celery.exceptions import Reject, SoftTimeLimitExceeded
-from kombu.exceptions import OperationalError
 
 from worker import bootstrap, logs, pipeline
 from worker.app import app, settings
 
-# Redis (stores or broker) away for a moment, as in a restart: see _through_outages.
-INFRASTRUCTURE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OperationalError)
+INFRASTRUCTURE_ERRORS = bootstrap.OUTAGE_ERRORS  # see _through_outages
 T = TypeVar("T")
 log = logs.get_logger("worker.tasks")
 

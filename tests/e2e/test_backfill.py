@@ -1,5 +1,6 @@
 """End to end: a backfill on a real redis-server and real celery workers survives SIGKILL of its producer
-and, separately, of a worker; after `backfill resume` every reply of the input is in the output once."""
+and, separately, of a worker; after `backfill resume` every reply of the input is in the output once. A
+Redis restart mid-job needs no resume: the producer waits for Redis and carries on."""
 
 from __future__ import annotations
 
@@ -88,6 +89,31 @@ def test_producer_killed_mid_job_then_resumed(setup: tuple[dict[str, str], JobSt
         assert _finish(resumed) == 0, resumed.output()
     job = _job(store, jid)
     assert job.state == "done" and job.complete and job.verdicts == sum(expected.values())
+    got = _output(out)
+    assert got == expected
+    assert max(got.values()) == 1
+
+
+def test_redis_restarted_mid_job_the_producer_waits_and_finishes(
+        setup: tuple[dict[str, str], JobStore, str], redis_srv: RedisServer, history: Path,
+        expected: Counter[tuple[str, str]], tmp_path: Path) -> None:
+    env, store, jid = setup
+    out = tmp_path / "out"
+    with celery_worker(env, concurrency=1, name="w-outage"):
+        producer = _cli("start", str(history), "--output", str(out), "--chunk-replies", str(CHUNK),
+                        "--max-pending", "3", "--wait", "--interval", "1", env=env)
+        wait_until(lambda: store.get(jid) is not None and _job(store, jid).enqueued >= 5, timeout=30,
+                   what="5 chunks enqueued")
+        redis_srv.stop()  # down until the producer has noticed (a restart quicker than redis-py's retries is
+        # no outage to it), then up again on the same port and append-only file
+        wait_until(lambda: "Redis unreachable" in producer.output() or producer.popen.poll() is not None,
+                   timeout=60, what="the producer notices the outage")
+        redis_srv.start()
+        # The same producer, never restarted, finishes the job: no `backfill resume`.
+        assert _finish(producer, timeout=90) == 0, producer.output()
+    assert "Redis is back" in producer.output()
+    job = _job(store, jid)
+    assert job.state == "done" and job.complete
     got = _output(out)
     assert got == expected
     assert max(got.values()) == 1

@@ -97,7 +97,14 @@ class RedisServer:
 
     def restart(self) -> None:
         """Stop and start again on the same port and data (append-only file on): a broker restart."""
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        """An outage that lasts until `start` (SIGTERM: Redis writes its append-only file and exits)."""
         self.proc.stop()
+
+    def start(self) -> None:
         self.proc = _start_redis(self.port, self.data_dir)
 
 

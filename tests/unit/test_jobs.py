@@ -316,3 +316,39 @@ def test_cancel_of_a_done_job_says_it_is_done_and_leaves_it_done(
     assert "cancelled" not in said
     assert store.get(jid).state == "done"  # type: ignore[union-attr]
     assert main(["backfill", "cancel", "bf-nope"]) == 2
+
+
+def test_the_producer_runs_again_once_redis_is_back_and_gives_up_after_its_patience(store: JobStore) -> None:
+    """A Redis outage does not end a backfill (worker.cli.backfill_cmd._riding_out): what it interrupted runs
+    again when Redis answers; an outage longer than the patience raises, for the CLI's exit 2."""
+    import redis
+
+    from tests.support.processes import free_port
+    from worker.cli.backfill_cmd import _riding_out
+
+    said: list[str] = []
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise redis.ConnectionError("Connection refused")
+        return "done"
+
+    assert _riding_out(flaky, store, "bf-1", said.append, patience=5) == "done"
+    assert len(calls) == 2
+    assert [m.split(";")[0] for m in said] == ["backfill bf-1: Redis unreachable (ConnectionError)",
+                                                "backfill bf-1: Redis is back"]
+
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    # Nothing listens there; no retries inside redis-py, whose own (10 by default) would take seconds.
+    gone = JobStore(redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)))
+
+    def down() -> str:
+        return str(gone.redis.ping())
+
+    with pytest.raises(redis.ConnectionError):
+        _riding_out(down, gone, "bf-2", said.append, patience=0.5)
+    assert said[-1].startswith("backfill bf-2: Redis unreachable")

@@ -79,10 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _broker_outage(exc: Exception) -> str | None:
     """What to tell a user whose command could not reach Redis: a sentence and exit 2, not a traceback."""
-    import redis
-    from kombu.exceptions import OperationalError
+    from worker.bootstrap import OUTAGE_ERRORS  # here, not at the top: `review` needs no Redis client
 
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | OperationalError):
+    if isinstance(exc, OUTAGE_ERRORS):
         return (f"cannot reach Redis (APOLOGY_BROKER_URL): {exc}; is it running, and is the URL right? "
                 "(`review` needs no Redis)")
     return None

@@ -1,8 +1,9 @@
 """`apology-worker backfill start|status|resume|cancel`: fan a history export out over the workers.
 
 Exit codes: 0 every reply of the input has a verdict (or, without --wait, every chunk is enqueued);
-1 the job was cancelled or is not finished; 2 usage, policy or settings error, or `start` asked for an
---output (or --deliver) other than the existing job's for the same input and policy; 3 finished, but some
+1 the job was cancelled or is not finished; 2 usage, policy or settings error, Redis unreachable for longer
+than the producer waits for it (`OUTAGE_PATIENCE`), or `start` asked for an --output (or --deliver) other
+than the existing job's for the same input and policy; 3 finished, but some
 lines were unreadable or some tickets could not be judged (see `backfill status JOB`); 130 interrupted
 (resume it with `backfill resume JOB`). `cancel` exits 0 when the job is not running afterwards, also when
 it was already done or cancelled (it says which), and 2 when there is no such job.
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from rich.console import Console
@@ -46,6 +47,10 @@ MAX_PENDING = 16  # chunks stored and queued but not done: bounds Redis memory a
 DELIVERY_HORIZON = 300.0  # seconds of rate-limited deliveries scheduled ahead, at most
 BAD_BATCH = 200
 ROOM_POLL_MIN, ROOM_POLL_MAX = 0.05, 0.5  # seconds between looks at the job while --max-pending is reached
+# Seconds the producer and its progress wait for Redis to come back (a restart replaying its append-only file,
+# a failover) before giving up with exit 2; the workers wait for ever (broker_connection_max_retries=None).
+OUTAGE_PATIENCE = 300.0
+T = TypeVar("T")
 
 
 def register(sub: Any) -> None:
@@ -219,12 +224,15 @@ def _drive(jid: str, store: JobStore, policy: Policy, args: argparse.Namespace) 
 
     def produce_safely() -> None:
         try:
-            produce(jid, store, policy, max_pending=args.max_pending)
+            producing(None)  # the progress below tells the user about an outage
         except BaseException as exc:
             failure.append(exc)
 
+    def producing(say: Callable[[str], None] | None) -> None:
+        _riding_out(lambda: produce(jid, store, policy, max_pending=args.max_pending), store, jid, say)
+
     if not args.wait:
-        produce(jid, store, policy, max_pending=args.max_pending)
+        producing(_say)
         job = store.get(jid)
         assert job is not None
         print(f"job {jid}: {job.enqueued} chunks, {job.replies:,} replies enqueued; "
@@ -234,7 +242,8 @@ def _drive(jid: str, store: JobStore, policy: Policy, args: argparse.Namespace) 
     producer = threading.Thread(target=produce_safely, name="backfill-producer", daemon=True)
     producer.start()
     try:
-        job = watch(jid, store, lambda: bool(failure), interval=args.interval)
+        job = _riding_out(lambda: watch(jid, store, lambda: bool(failure), interval=args.interval), store, jid,
+                          _say)
     except KeyboardInterrupt:
         print(f"\ninterrupted: the job keeps its state; `apology-worker backfill resume {jid} --wait` "
               "continues it", file=sys.stderr)
@@ -276,6 +285,44 @@ def produce(jid: str, store: JobStore, policy: Policy, *, max_pending: int = MAX
         send(jid, item.index)
     store.add_bad_lines(jid, bad)
     store.end_reading(jid, total)
+
+
+def _riding_out(run: Callable[[], T], store: JobStore, jid: str, say: Callable[[str], None] | None, *,
+                patience: float = OUTAGE_PATIENCE) -> T:
+    """Run `run` again once Redis is back when an outage interrupts it, so a Redis restart does not end the
+    job: running `produce` again is what `backfill resume` does (chunks enqueued before are skipped, those not
+    done are sent again, and a chunk runs once whatever the number of its copies). An outage longer than
+    `patience` raises, which the CLI reports as "cannot reach Redis" (exit 2)."""
+    while True:
+        try:
+            return run()
+        except bootstrap.OUTAGE_ERRORS as exc:
+            if say is not None:
+                say(f"backfill {jid}: Redis unreachable ({type(exc).__name__}); waiting up to {patience:.0f} s for "
+                    f"it to come back (the job keeps its state: `apology-worker backfill resume {jid}` continues "
+                    "it later)")
+            if not _await_redis(store, patience):
+                raise
+            if say is not None:
+                say(f"backfill {jid}: Redis is back; continuing")
+
+
+def _await_redis(store: JobStore, patience: float) -> bool:
+    """Whether Redis answers again within `patience` seconds (looks back off from 0.1 s to 2 s)."""
+    deadline = time.monotonic() + patience
+    pause, wake = 0.1, threading.Event()
+    while True:
+        try:
+            return bool(store.redis.ping())
+        except bootstrap.OUTAGE_ERRORS:
+            if time.monotonic() + pause > deadline:
+                return False
+            wake.wait(pause)
+            pause = min(pause * 2, 2.0)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _room_for(jid: str, store: JobStore, chunk: Chunk, max_pending: int) -> bool:
