@@ -82,6 +82,18 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("I'm not going to apologise for a sold-out croissant.", "none", 0),
     ("Jordan asked me to pass on that he's sorry about the tone of his earlier reply.", "none", 0),
     ("Our manager, Suresh, will call you this afternoon to apologise personally.", "none", 0),
+    # Session 8: the rest of a bare apology's sentence admits or names the failure (not the next sentence,
+    # and not a "should have" put on the customer); a name after "sorry about that" names no failure; a
+    # sender's label before a pardon-sorry; a weekly closure notice.
+    ("I'm sorry, that's our mistake and it's why you got the wrong size.", "specific", 1),
+    ("Sorry, that timetable should have been taken down in September.", "specific", 1),
+    ("You should have been told what was happening - sorry we didn't do that.", "specific", 1),
+    ("Good catch, our help page was out of date, sorry about that.", "specific", 1),
+    ("My apologies. Entering your room was a failure by our team.", "generic", 1),
+    ("Sorry, but you should have read the terms before booking.", "generic", 1),
+    ("Sorry about that Mike. Can you DM us the bus reg?", "generic", 1),
+    ("Brackenford Council: Sorry, which permit do you have - resident or blue badge?", "none", 0),
+    ("Our office is closed on Fridays. We're sorry for any inconvenience.", "none", 0),
 ])
 def test_apology_kind_and_count(policy: Policy, reply: str, kind: str, count: int) -> None:
     signals = judge(policy, reply).signals

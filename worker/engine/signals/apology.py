@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from worker.engine.lexicon import Lexicon
@@ -61,23 +62,27 @@ _LATE_COMMA = re.compile(r"(?<=\w)[^\w\n]*,")
 # "Sent from my phone, sorry for any typos": a sign-off about the message itself, not an apology to the customer.
 _SIGN_OFF = re.compile(r"\bsent\s+from\s+my\s+\w+", re.IGNORECASE)
 # "Our office is closed from 24 to 28 December. We apologise for any inconvenience": a notice to everyone.
-_CLOSED_NOTICE = re.compile(r"\b(?:is|are|will\s+be)\s+closed\s+(?:from|between|over\s+the|for\s+the)\b", re.IGNORECASE)
+_CLOSED_NOTICE = re.compile(r"\b(?:is|are|will\s+be)\s+closed\s+(?:from|between|over\s+the|for\s+the|on\s+(?:\w+days|"
+                            r"weekends|bank\s+holidays|public\s+holidays))\b", re.IGNORECASE)
 # "My colleague gave you the wrong information, and I apologise for that": a pronoun object points back at a
 # failure named earlier in the same sentence.
 _NAMED_BEFORE = re.compile(
     r"\b(?:wrong|incorrect|inaccurate|mistake|mistaken|error|late|delayed|missed|forgot|forgotten|broken|damaged|"
     r"double-charged|overcharged|charged\s+twice|lost|rude|failed|didn't\s+turn\s+up|never\s+arrived|should\s+have|"
-    r"should've)\b",
+    r"should've|oversight|out\s+of\s+date|outdated|inappropriate|unacceptable|bug|glitch|fault)\b",
     re.IGNORECASE)
 # ... or an ellipsis does: "We should have kept you informed, and I'm sorry we didn't."
 _PRONOUN_OBJECT = re.compile(
     r"^\W*(?:(?:for|about)\s+(?:that|this|it)|that|this|it|(?:that\s+)?(?:we|i)\s+(?:didn't|did\s+not|weren't|wasn't|"
-    r"haven't|hadn't|couldn't))\W*$", re.IGNORECASE)
+    r"haven't|hadn't|couldn't)(?:\s+do\s+(?:that|this|it|so))?)\W*$", re.IGNORECASE)
+_BUT_OR_YOU = re.compile(r"[\W]*(?:but\b|(?:[\w'-]+\s+){0,3}?you(?:'ve|'d)?\s)", re.IGNORECASE)
+# "Sorry about that Mike.": a name after the pronoun object is the person addressed, not what was wrong.
+_TRAILING_NAME = re.compile(r"\s+(?:[A-Z][a-z]+|@\w+)\W*$")
 # A bare apology closing a clause that named the failure: "that's a bug on my end, sorry!", "5 days is far too
 # long, and I'm sorry", "we don't deliver to Leh, sorry" (the seventh to seventeenth authors: specific).
 _FAILURE_BEFORE = re.compile(
     r"\b(?:wrong|incorrect|inaccurate|mistakes?|mistaken|errors?|late|delayed|missed|forgot|forgotten|broken|"
-    r"damaged|overcharged|double-charged|charged\s+twice|lost|rude|failed|bug|glitch|typo|fault|outage|"
+    r"damaged|overcharged|double-charged|charged\s+twice|lost|rude|failed|bug|glitch|typo|fault|outage|out\s+of\s+date|"
     r"too\s+long|should\s+have|should've|shouldn't\s+have|didn't|did\s+not|don't|do\s+not|doesn't|can't|"
     r"cannot|won't|wasn't|weren't|isn't|aren't|hasn't|haven't|no\s+longer|out\s+of\s+stock|sold\s+out|"
     r"non-refundable)\b",
@@ -93,7 +98,9 @@ _SUBJECT_FILLERS = frozenset({"the", "a", "an", "our", "your", "this", "that", "
                               "all", "any", "some", "each", "every", "their", "his", "her", "my", "we", "i",
                               "you", "they", "there", "he", "she", "what", "which", "unfortunately",
                               "sadly", "currently", "still", "only", "just"})
-_OPENERS = re.compile(r"^\W*(?:(?:oh|oops|ah|um|hmm|hi|hey|hello|and|but|so)\b\W*){0,2}(?:\w+\W*)?$", re.I)
+# ... after a greeting or a sender's label ("Brackenford Council: Sorry, which permit do you have?").
+_OPENERS = re.compile(r"^\W*(?:(?-i:[A-Z][\w&'-]*)(?:\s+(?-i:[A-Z][\w&'-]*)){0,3}:\s*)?"
+                      r"(?:(?:oh|oops|ah|um|hmm|hi|hey|hello|and|but|so)\b\W*){0,2}(?:\w+\W*)?$", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +132,13 @@ COMPANY_FAILURES = frozenset({"defect", "staff_conduct", "misinformation"})
 
 
 def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, incident: str | None = None,
-                 third_party: bool = False) -> ApologyReading:
+                 third_party: bool = False, admissions: Sequence[tuple[int, int]] = ()) -> ApologyReading:
     """Find every apology expression that is not negated, quoted or a "sorry?" meaning pardon.
 
     Stance is responsibility when the reply says the company caused the problem, or when it apologises
     specifically for a failure that is the company's by nature (a faulty product, staff conduct, wrong
-    information) and blames no third party.
+    information) and blames no third party. `admissions` (the liability spans) name what a bare "sorry" just
+    before them in the same sentence is for: "I'm sorry, that's our mistake".
     """
     text = doc.text
     found: list[ApologyExpression] = []
@@ -146,6 +154,8 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
         obj = _object(text, stop, s_end, lex)
         if _is_pardon(text, start, stop, s_start, s_end, obj, lex):
             continue
+        if _TRAILING_NAME.search(obj) and _PRONOUN_OBJECT.match(_TRAILING_NAME.sub("", obj)):
+            obj = _TRAILING_NAME.sub("", obj)
         if _SELF_BLAME.match(cue) and not _WORD.search(obj):
             obj = text[stop:s_end]  # "my bad, I sent you the wrong link": the clause after is the object
         words = _WORD.findall(obj.lower())
@@ -166,6 +176,8 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
             named = bool(_FAILURE_BEFORE.search(lead)) and any(
                 _stem(w) not in lex.generic_words and w not in _REFUSAL_WORDS and w not in _SUBJECT_FILLERS
                 for w in _WORD.findall(_VOCATIVE.sub(" ", lead, count=1).lower()) if len(w) > 2)
+            # ... or admitted, or named, in the rest of its sentence.
+            named = named or _admitted_after(doc, stop, admissions)
         if not named and not bad_news:
             statement = _BUT_STATEMENT.match(text, stop + len(obj) if not softener else stop, s_end)
             if statement is not None:
@@ -188,6 +200,17 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
                and not third_party)
     responsible = company_at_fault or implied or any(e.responsibility for e in found)
     return ApologyReading(kind, "responsibility" if responsible else "empathy", tuple(found))
+
+
+def _admitted_after(doc: Prepared, stop: int, admissions: Sequence[tuple[int, int]]) -> bool:
+    """Whether the rest of a bare apology's sentence admits the fault or names the failure: "I'm sorry, that's
+    our mistake", "Sorry, that timetable should have been taken down" (not the next sentence: "My apologies.
+    Entering your room was a failure by our team" the first six authors read as generic)."""
+    _, s_end = doc.sentence(stop - 1)
+    if any(stop <= a < s_end for a, _ in admissions):
+        return True
+    # Not "Sorry, but you should have read the terms": a failure the reply puts on the customer.
+    return not _BUT_OR_YOU.match(doc.text, stop, s_end) and bool(_NAMED_BEFORE.search(doc.text, stop, s_end))
 
 
 def _refusal_names(text: str, start: int, s_end: int, lex: Lexicon) -> bool:
