@@ -86,6 +86,7 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     # and not a "should have" put on the customer); a name after "sorry about that" names no failure; a
     # sender's label before a pardon-sorry; a weekly closure notice.
     ("I'm sorry, that's our mistake and it's why you got the wrong size.", "specific", 1),
+    ("I'm really sorry, that was our mistake.", "generic", 1),
     ("Sorry, that timetable should have been taken down in September.", "specific", 1),
     ("You should have been told what was happening - sorry we didn't do that.", "specific", 1),
     ("Good catch, our help page was out of date, sorry about that.", "specific", 1),

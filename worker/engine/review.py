@@ -111,7 +111,7 @@ def read_reply(reply: Message, policy: Policy, response_minutes: float | None = 
     responsibility = read_responsibility(doc, lex)
     third_party = lex.has("third_party", doc)
     apology = read_apology(doc, lex, company_at_fault=bool(liability or responsibility), incident=incident,
-                           third_party=third_party, admissions=liability)
+                           third_party=third_party)
     evidence = {
         "apology": apology.spans(),
         "generic_apology": apology.spans(generic_only=True),

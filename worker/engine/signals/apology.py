@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from worker.engine.lexicon import Lexicon
@@ -75,6 +74,11 @@ _NAMED_BEFORE = re.compile(
 _PRONOUN_OBJECT = re.compile(
     r"^\W*(?:(?:for|about)\s+(?:that|this|it)|that|this|it|(?:that\s+)?(?:we|i)\s+(?:didn't|did\s+not|weren't|wasn't|"
     r"haven't|hadn't|couldn't)(?:\s+do\s+(?:that|this|it|so))?)\W*$", re.IGNORECASE)
+# What was wrong, after the apology; not the bare admission ("that was our mistake"), which names nothing.
+_NAMED_AFTER = re.compile(
+    r"\b(?:wrong|incorrect|inaccurate|late|delayed|missed|forgot|forgotten|broken|damaged|double-charged|overcharged|"
+    r"charged\s+twice|lost|rude|failed|didn't\s+turn\s+up|never\s+arrived|should\s+have|should've|out\s+of\s+date|"
+    r"outdated|inappropriate|bug|glitch)\b", re.IGNORECASE)
 _BUT_OR_YOU = re.compile(r"[\W]*(?:but\b|(?:[\w'-]+\s+){0,3}?you(?:'ve|'d)?\s)", re.IGNORECASE)
 # "Sorry about that Mike.": a name after the pronoun object is the person addressed, not what was wrong.
 _TRAILING_NAME = re.compile(r"\s+(?:[A-Z][a-z]+|@\w+)\W*$")
@@ -132,13 +136,12 @@ COMPANY_FAILURES = frozenset({"defect", "staff_conduct", "misinformation"})
 
 
 def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, incident: str | None = None,
-                 third_party: bool = False, admissions: Sequence[tuple[int, int]] = ()) -> ApologyReading:
+                 third_party: bool = False) -> ApologyReading:
     """Find every apology expression that is not negated, quoted or a "sorry?" meaning pardon.
 
     Stance is responsibility when the reply says the company caused the problem, or when it apologises
     specifically for a failure that is the company's by nature (a faulty product, staff conduct, wrong
-    information) and blames no third party. `admissions` (the liability spans) name what a bare "sorry" just
-    before them in the same sentence is for: "I'm sorry, that's our mistake".
+    information) and blames no third party.
     """
     text = doc.text
     found: list[ApologyExpression] = []
@@ -176,8 +179,8 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
             named = bool(_FAILURE_BEFORE.search(lead)) and any(
                 _stem(w) not in lex.generic_words and w not in _REFUSAL_WORDS and w not in _SUBJECT_FILLERS
                 for w in _WORD.findall(_VOCATIVE.sub(" ", lead, count=1).lower()) if len(w) > 2)
-            # ... or admitted, or named, in the rest of its sentence.
-            named = named or _admitted_after(doc, stop, admissions)
+            # ... or named in the rest of its sentence.
+            named = named or _named_after(doc, stop)
         if not named and not bad_news:
             statement = _BUT_STATEMENT.match(text, stop + len(obj) if not softener else stop, s_end)
             if statement is not None:
@@ -202,15 +205,14 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
     return ApologyReading(kind, "responsibility" if responsible else "empathy", tuple(found))
 
 
-def _admitted_after(doc: Prepared, stop: int, admissions: Sequence[tuple[int, int]]) -> bool:
-    """Whether the rest of a bare apology's sentence admits the fault or names the failure: "I'm sorry, that's
-    our mistake", "Sorry, that timetable should have been taken down" (not the next sentence: "My apologies.
-    Entering your room was a failure by our team" the first six authors read as generic)."""
+def _named_after(doc: Prepared, stop: int) -> bool:
+    """Whether the rest of a bare apology's sentence names the failure: "Sorry, that timetable should have been
+    taken down", "I'm sorry, that's our mistake and it's why you got the wrong size" (not the next sentence: "My
+    apologies. Entering your room was a failure by our team" the first six authors read as generic; nor a bare
+    "Sorry, that was our mistake", which names no failure to the twenty-first)."""
     _, s_end = doc.sentence(stop - 1)
-    if any(stop <= a < s_end for a, _ in admissions):
-        return True
     # Not "Sorry, but you should have read the terms": a failure the reply puts on the customer.
-    return not _BUT_OR_YOU.match(doc.text, stop, s_end) and bool(_NAMED_BEFORE.search(doc.text, stop, s_end))
+    return not _BUT_OR_YOU.match(doc.text, stop, s_end) and bool(_NAMED_AFTER.search(doc.text, stop, s_end))
 
 
 def _refusal_names(text: str, start: int, s_end: int, lex: Lexicon) -> bool:
