@@ -39,7 +39,7 @@ _STATEMENTS_ONLY = frozenset({"solution"})
 _CLOSERS = " \t\n\"')]\u201d\u2019"  # after a question mark: "Could you ...?)"
 # Chosen by cross-validation (bench/reply_model_cv.py): the best F1 of the model alone at a precision of at
 # least 0.75 (about the lexicon's on unseen text).
-PRESENT_AT = {"solution": 0.5, "prevention": 0.99}
+PRESENT_AT = {"solution": 0.5, "prevention": 0.999}
 MIN_FEATURES = 30  # naive Bayes is overconfident on a few words: not on one-line replies (about 15 words)
 
 
