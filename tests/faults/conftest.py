@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -78,6 +79,24 @@ class Switch:
         return self.status
 
 
+class Gate:
+    """A receiver that holds every request until it is opened, counting the requests it holds."""
+
+    def __init__(self) -> None:
+        self._opened = threading.Event()
+        self._lock = threading.Lock()
+        self.held = 0
+
+    def __call__(self, request: Request) -> int:
+        with self._lock:
+            self.held += 1
+        self._opened.wait(timeout=120)
+        return 204
+
+    def open(self) -> None:
+        self._opened.set()
+
+
 @dataclass
 class Cluster:
     redis: RedisServer
@@ -89,8 +108,11 @@ class Cluster:
     workers: list[Proc] = field(default_factory=list)
 
     @contextmanager
-    def worker(self, name: str, concurrency: int = 2) -> Iterator[Proc]:
-        with celery_worker(self.env, concurrency=concurrency, name=name, cwd=ROOT) as proc:
+    def worker(self, name: str, concurrency: int = 2, pool: str = "prefork",
+               queues: str | None = None) -> Iterator[Proc]:
+        extra = ("--queues", queues) if queues else ()
+        with celery_worker(self.env, concurrency=concurrency, pool=pool, extra=extra, name=name,
+                           cwd=ROOT) as proc:
             self.workers.append(proc)
             yield proc
 

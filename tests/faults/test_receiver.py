@@ -1,4 +1,5 @@
-"""The receiver erroring for a window, then down past the retry budget: all delivered, or all kept."""
+"""The receiver erroring for a window, then down past the retry budget: all delivered, or all kept; a slow
+receiver held by a deliveries worker on threads while the event workers carry on."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from tests.support.processes import wait_until
 
-from .conftest import Cluster, assert_exactly_once, counts, events
+from .conftest import Cluster, Gate, assert_exactly_once, counts, events
 
 pytestmark = pytest.mark.faults
 BATCH = 300
@@ -57,5 +58,28 @@ def test_a_receiver_down_past_the_retry_budget_leaves_every_delivery_in_dead_let
         cluster.settle(expected)
     c = counts(cluster, len(stream), expected)
     c.report(f"receiver down past 3 attempts: {dead} dead letters, replayed")
+    assert_exactly_once(c, cluster, expected)
+    assert c.duplicates == 0 and c.dead_letters == 0
+
+
+def test_a_slow_receiver_holds_the_deliveries_worker_not_the_review_of_replies(
+        cluster_factory: Callable[..., Cluster]) -> None:
+    """The Procfile's `deliverer`: deliveries, which wait on the network, on a thread pool of their own, and
+    events on prefork workers that take no deliveries. A receiver that answers nothing for a while then
+    holds every delivery at once, and every reply is judged meanwhile (a delivery exists only once its reply
+    is judged); the same events on one prefork worker for all queues hold at most its concurrency."""
+    cluster = cluster_factory()
+    gate = Gate()
+    cluster.receiver.respond = gate
+    stream, expected = events(12, "slow")
+    with cluster.worker("events", concurrency=1, queues="apology,apology.backfill"), \
+            cluster.worker("deliverer", concurrency=16, pool="threads", queues="apology.deliveries"):
+        cluster.submit(stream)
+        wait_until(lambda: gate.held >= len(expected), timeout=60, what="every delivery held by the receiver")
+        assert cluster.receiver.deliveries == []  # none answered yet
+        gate.open()
+        cluster.settle(expected)
+    c = counts(cluster, len(stream), expected)
+    c.report(f"receiver held {gate.held} requests at once, then answered")
     assert_exactly_once(c, cluster, expected)
     assert c.duplicates == 0 and c.dead_letters == 0
