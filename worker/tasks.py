@@ -33,9 +33,14 @@ def _warm(**_: Any) -> None:
 
 @app.task(name=bootstrap.HANDLE_EVENT, bind=True, max_retries=None, autoretry_for=(SoftTimeLimitExceeded,),
           retry_backoff=True)
-def handle_event(self: Task, payload: Any) -> str:
+def handle_event(self: Task, payload: Any, busy: int = 0) -> str:
+    # Waits for another worker's claim on the ticket (a crashed worker's lasts until it expires) are
+    # retries too, but they must not use up the reply's order-wait attempts: `busy` counts them.
     with logs.task_context(task_id=self.request.id):
-        outcome = _through_outages(lambda: pipeline.handle_event(payload, _deps(), attempt=self.request.retries))
+        outcome = _through_outages(
+            lambda: pipeline.handle_event(payload, _deps(), attempt=self.request.retries - busy))
+    if outcome.status == "busy":
+        return _finish(self, outcome.status, outcome.retry_in, kwargs={"busy": busy + 1})
     return _finish(self, outcome.status, outcome.retry_in)
 
 
@@ -76,12 +81,13 @@ def _through_outages(run: Callable[[], T]) -> T:
             pause = min(pause * 2, 2.0)
 
 
-def _finish(task: Task, status: str, retry_in: float | None, args: list[Any] | None = None) -> str:
+def _finish(task: Task, status: str, retry_in: float | None, args: list[Any] | None = None,
+            kwargs: dict[str, Any] | None = None) -> str:
     if retry_in is None:
         return status
     try:
         # The retry keeps the short argument repr of the first publish (bootstrap.event_options).
-        raise task.retry(args=args, countdown=retry_in, argsrepr=getattr(task.request, "argsrepr", None),
+        raise task.retry(args=args, kwargs=kwargs, countdown=retry_in, argsrepr=getattr(task.request, "argsrepr", None),
                          kwargsrepr=getattr(task.request, "kwargsrepr", None))
     except Reject as exc:
         # Celery rejects *without* requeueing when it cannot publish the retry (the broker is away),

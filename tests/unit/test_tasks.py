@@ -1,0 +1,47 @@
+"""The Celery tasks' retries, run eagerly (Celery's `apply` follows each retry in process): waiting for
+another worker's claim, or for a target's rate limit, is retried without using up the attempts that bound
+a reply's wait for its ticket's earlier messages, or a delivery's tries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from worker import tasks
+from worker.pipeline import DeliveryOutcome, EventOutcome
+
+
+@pytest.fixture(autouse=True)
+def no_deps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tasks, "_deps", lambda: None)
+
+
+def test_busy_waits_do_not_use_up_an_events_order_wait_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    outcomes = [EventOutcome("busy", retry_in=0.01), EventOutcome("waiting", retry_in=0.01),
+                EventOutcome("busy", retry_in=0.01), EventOutcome("busy", retry_in=0.01),
+                EventOutcome("waiting", retry_in=0.01), EventOutcome("judged")]
+    attempts: list[int] = []
+
+    def handle(payload: Any, deps: Any, attempt: int = 0) -> EventOutcome:
+        attempts.append(attempt)
+        return outcomes[len(attempts) - 1]
+
+    monkeypatch.setattr(tasks.pipeline, "handle_event", handle)
+    result = tasks.handle_event.apply(args=[{"event_id": "e1"}])
+    assert result.get() == "judged"
+    assert attempts == [0, 0, 1, 1, 1, 2]  # only the two order waits counted
+
+
+def test_throttled_and_busy_waits_do_not_use_up_a_deliverys_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    outcomes = [DeliveryOutcome("throttled", retry_in=0.01), DeliveryOutcome("retry", retry_in=0.01),
+                DeliveryOutcome("busy", retry_in=0.01), DeliveryOutcome("delivered")]
+    attempts: list[int] = []
+
+    def deliver(job: Any, deps: Any, attempt: int = 0) -> DeliveryOutcome:
+        attempts.append(attempt)
+        return outcomes[len(attempts) - 1]
+
+    monkeypatch.setattr(tasks.pipeline, "deliver", deliver)
+    assert tasks.deliver.apply(args=[{"delivery_id": "d1"}]).get() == "delivered"
+    assert attempts == [0, 0, 1, 1]  # only the failed try counted
