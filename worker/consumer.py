@@ -7,6 +7,10 @@ for nearly every event. Waiting a few milliseconds gathers a loop's worth of eve
 the price of the events reaching Flower that much later. The dispatcher still sends at once whenever its
 buffer holds `buffer_limit` (24) events, and `FlushEventsOnShutdown` sends what is left when the worker
 stops (Celery itself drops its buffer then).
+
+It also keeps message bodies out of the logs: for a message it cannot decode or route (an unknown task
+name during a rolling deploy, a body that is not JSON) Celery logs the whole body at ERROR and drops the
+message. Here the log names the fault and the size, and the body goes to the dead-letter store.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from celery import bootsteps
 from celery.worker.consumer import Consumer as CeleryConsumer
 from celery.worker.consumer.events import Events
 from kombu.common import ignore_errors
+
+from worker import logs
+
+log = logs.get_logger("worker.consumer")
 
 
 class Consumer(CeleryConsumer):  # type: ignore[misc]
@@ -31,6 +39,36 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
     def _flush_batch(self) -> None:
         self._flush_due = False
         self._flush_events()
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        _refuse(message, f"the body cannot be decoded ({type(exc).__name__}: {exc})")
+        message.ack()
+
+    def on_unknown_message(self, body: Any, message: Any) -> None:
+        _refuse(message, "not a task message (no task name)")
+        message.reject_log_error(log, self.connection_errors)
+
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        name = (getattr(message, "headers", None) or {}).get("task", "?")
+        _refuse(message, f"unknown task {name!r} (a worker older than its producer?)")
+        message.reject_log_error(log, self.connection_errors)
+
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
+        _refuse(message, f"invalid task message ({type(exc).__name__}: {exc})")
+        message.reject_log_error(log, self.connection_errors)
+
+
+def _refuse(message: Any, reason: str) -> None:
+    """Log what is wrong with a message (never its body) and keep the body as a dead letter."""
+    raw = getattr(message, "body", b"") or b""
+    queue = (getattr(message, "delivery_info", None) or {}).get("routing_key", "?")
+    log.error("message refused and dead-lettered", reason=reason, queue=queue, size=len(raw))
+    try:
+        from worker import bootstrap
+
+        bootstrap.stores(bootstrap.settings()).add_dead_letter("event", f"refused by the worker: {reason}", raw)
+    except Exception as exc:  # the worker must go on; the message is named in the log above
+        log.error("could not dead-letter a refused message", error=f"{type(exc).__name__}: {exc}")
 
 
 class FlushEventsOnShutdown(bootsteps.StartStopStep):  # type: ignore[misc]

@@ -113,16 +113,19 @@ def test_a_malformed_event_is_dead_lettered_and_the_worker_goes_on(live: Live) -
     assert [m.id for m in live.stores.conversation(history.ticket.id)] == [m.id for m in history.messages]
 
 
-def test_a_queue_entry_that_is_not_a_message_is_dead_lettered_and_the_worker_goes_on(live: Live) -> None:
-    """A stray string on the queue list stopped the worker (kombu raised out of its read loop)."""
+def test_queue_entries_no_task_reads_are_dead_lettered_unlogged_and_the_worker_goes_on(live: Live) -> None:
+    """A stray string on the queue list stopped the worker (kombu raised out of its read loop), and Celery
+    logged the whole body of an unknown task at ERROR: both are now dead letters, named without bodies."""
     count = live.stores.dead_letter_count()
     live.stores.redis.lpush("apology", "hello LEAKCANARY-1")
+    live.producer.send_task("no.such.task", args=[{"body": "LEAKCANARY-2"}])
     history = conversations()[-2]
     submit_events(history_events(history, source="after-stray"), live.stores, live.send_event)
-    wait_until(lambda: live.stores.dead_letter_count() == count + 1 and live.idle(), timeout=30,
-               what="one more dead letter")
-    reason = live.stores.dead_letters(1)[0].reason
-    assert reason.startswith("an entry on queue apology is not a task message: not JSON")
+    wait_until(lambda: live.stores.dead_letter_count() == count + 2 and live.idle(), timeout=30,
+               what="two more dead letters")
+    reasons = sorted(letter.reason for letter in live.stores.dead_letters(2))
+    assert reasons[0].startswith("an entry on queue apology is not a task message: not JSON")
+    assert reasons[1].startswith("refused by the worker: unknown task 'no.such.task'")
     assert live.worker.popen.poll() is None
     assert [m.id for m in live.stores.conversation(history.ticket.id)] == [m.id for m in history.messages]
     assert "LEAKCANARY" not in "".join(live.worker.history)
@@ -239,7 +242,11 @@ def test_a_stopping_worker_sends_the_task_events_it_was_holding(tmp_path: Path) 
         with celery_worker(env, concurrency=1) as worker, task_monitor(producer) as seen:
             wait_until(lambda: broker_idle(client), timeout=30, interval=0.005, what="worker idle")
             last = producer.send_task("apology.ping").id
-            # Acknowledged means done; its "succeeded" event is still in the batch when the worker is told to stop.
+            # The broker looks idle for a moment before the task has even started: the worker pops the message
+            # (BRPOP) before it records it as reserved (HSET unacked), and a SIGTERM then stops it with the task
+            # never run and no "succeeded" event to send. The worker logs "received" after that record, so idle
+            # after it means acknowledged, and Celery buffers "task-succeeded" in the same call as the ack.
+            worker.wait_for_line(f"apology.ping[{last}] received", timeout=30)
             wait_until(lambda: broker_idle(client), timeout=30, interval=0.001, what="the last task done")
             worker.stop(signal.SIGTERM)
             # Inside the 10 s batch: only the shutdown flush can have sent it (a loaded two-core

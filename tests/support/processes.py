@@ -173,5 +173,9 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: f
 
 
 def broker_idle(client: Any, queues: Sequence[str] = QUEUES) -> bool:
-    """Nothing queued and nothing reserved (kombu's Redis transport keeps reserved messages in `unacked`)."""
+    """Nothing queued and nothing reserved (kombu's Redis transport keeps reserved messages in `unacked`).
+
+    Not proof that a task just sent is done: between the worker's BRPOP taking a message off its list and
+    its HSET into `unacked` (a millisecond or more on a loaded machine) the message is in neither place.
+    Wait for a sign that the worker has reserved it first (its "received" log line) when that matters."""
     return bool(all(client.llen(q) == 0 for q in queues) and client.hlen("unacked") == 0)
