@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/pipeline.py [--events 2000] [--rounds 3] [--rate 100] [--seconds 10] [--workers 1]
         [--concurrency N] [--prefetch N] [--task-events on|off] [--order helpdesk|rounds] [--gap 1 5]
-        [--latency-only] [--dump FILE]
+        [--deliverer threads|none] [--latency-only] [--dump FILE]
 
-Starts its own redis-server, webhook receiver and celery worker(s) (the same settings for every phase):
+Starts its own redis-server, webhook receiver and celery worker(s) (the same settings for every phase): as
+the Procfile deploys them, prefork workers for events and a thread-pool `deliverer` for the webhooks
+(`--deliverer none`: the prefork workers take every queue, as one `celery worker` does):
 1. throughput of `apology.ping`, a no-op task: the ceiling Celery and Redis allow on this machine;
 2. throughput of the live path: ticket events through handle_event, the engine and deliver to signed
    webhooks, measured until the last expected delivery arrives and the queue is empty.
@@ -268,6 +270,9 @@ def main() -> int:
                         help="APOLOGY_TASK_SENT_EVENTS: a task-sent event per publish, producer and worker")
     parser.add_argument("--trace", choices=["on", "off"], default="on",
                         help="APOLOGY_TRACE_STAGES (one Redis write per task); off: no stage breakdown")
+    parser.add_argument("--deliverer", choices=["threads", "none"], default="threads",
+                        help="threads: deliveries on a worker of their own (the Procfile's `deliverer`, 32 "
+                             "threads), the prefork workers on events; none: the prefork workers take every queue")
     parser.add_argument("--dump", type=Path, help="write every latency-phase event's stamps here (JSON)")
     args = parser.parse_args()
 
@@ -299,10 +304,17 @@ def main() -> int:
 
         concurrency = args.concurrency or max(1, (os.cpu_count() or 2) // args.workers)
         with ExitStack() as workers:
+            split = args.deliverer == "threads"
+            queues = ("--queues", "apology,apology.backfill") if split else ()
             for n in range(args.workers):
-                workers.enter_context(celery_worker(env, concurrency=concurrency, name=f"worker{n + 1}"))
+                workers.enter_context(celery_worker(env, concurrency=concurrency, name=f"worker{n + 1}",
+                                                    extra=queues))
+            if split:
+                workers.enter_context(celery_worker(env, concurrency=32, pool="threads", name="deliverer",
+                                                    extra=("--queues", "apology.deliveries")))
             print(f"{args.workers} worker(s): prefork, concurrency {concurrency}, prefetch multiplier {prefetch}, "
-                  f"task events {args.task_events} (sent events {args.sent_events}); {os.cpu_count()} CPUs; {load()}")
+                  f"task events {args.task_events} (sent events {args.sent_events})"
+                  f"{'; deliveries on a deliverer of 32 threads' if split else ''}; {os.cpu_count()} CPUs; {load()}")
             # Warm up the pool processes (imports, policy, connections) outside the measurements.
             warm = conversations(60, "warm")
             warm_deliveries = len(expected(warm))
