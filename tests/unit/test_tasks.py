@@ -4,12 +4,21 @@ a reply's wait for its ticket's earlier messages, or a delivery's tries."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
 from worker import tasks
 from worker.pipeline import DeliveryOutcome, EventOutcome
+
+
+def _scripted(outcomes: Sequence[Any], attempts: list[int]) -> Callable[..., Any]:
+    """A service-layer stand-in that answers `outcomes` in turn and records the attempt number of each call."""
+    def run(_: Any, deps: Any, attempt: int = 0) -> Any:
+        attempts.append(attempt)
+        return outcomes[len(attempts) - 1]
+    return run
 
 
 @pytest.fixture(autouse=True)
@@ -22,12 +31,7 @@ def test_busy_waits_do_not_use_up_an_events_order_wait_attempts(monkeypatch: pyt
                 EventOutcome("busy", retry_in=0.01), EventOutcome("busy", retry_in=0.01),
                 EventOutcome("waiting", retry_in=0.01), EventOutcome("judged")]
     attempts: list[int] = []
-
-    def handle(payload: Any, deps: Any, attempt: int = 0) -> EventOutcome:
-        attempts.append(attempt)
-        return outcomes[len(attempts) - 1]
-
-    monkeypatch.setattr(tasks.pipeline, "handle_event", handle)
+    monkeypatch.setattr(tasks.pipeline, "handle_event", _scripted(outcomes, attempts))
     result = tasks.handle_event.apply(args=[{"event_id": "e1"}])
     assert result.get() == "judged"
     assert attempts == [0, 0, 1, 1, 1, 2]  # only the two order waits counted
@@ -37,11 +41,6 @@ def test_throttled_and_busy_waits_do_not_use_up_a_deliverys_attempts(monkeypatch
     outcomes = [DeliveryOutcome("throttled", retry_in=0.01), DeliveryOutcome("retry", retry_in=0.01),
                 DeliveryOutcome("busy", retry_in=0.01), DeliveryOutcome("delivered")]
     attempts: list[int] = []
-
-    def deliver(job: Any, deps: Any, attempt: int = 0) -> DeliveryOutcome:
-        attempts.append(attempt)
-        return outcomes[len(attempts) - 1]
-
-    monkeypatch.setattr(tasks.pipeline, "deliver", deliver)
+    monkeypatch.setattr(tasks.pipeline, "deliver", _scripted(outcomes, attempts))
     assert tasks.deliver.apply(args=[{"delivery_id": "d1"}]).get() == "delivered"
     assert attempts == [0, 0, 1, 1]  # only the failed try counted
