@@ -84,3 +84,32 @@ def test_redis_restarted_mid_stream_the_same_worker_reconnects_and_loses_nothing
     assert_exactly_once(c, cluster, expected)
     assert c.dead_letters == 0
     assert c.duplicates <= 2
+
+
+def test_redis_restarted_mid_stream_with_deliveries_on_a_thread_pool_loses_nothing(
+        cluster_factory: Callable[..., Cluster]) -> None:
+    """The Procfile's topology: events on prefork, deliveries on a `deliverer` of threads. Both processes
+    ride out the restart (the broker fix is the transport's, whatever the pool) and nothing is lost."""
+    cluster = cluster_factory()
+    stream, expected = events(STREAM, "split")
+    first, rest = stream[: STREAM * 3 // 4], stream[STREAM * 3 // 4:]
+    with cluster.worker("events", queues="apology,apology.backfill") as events_worker, \
+            cluster.worker("deliverer", concurrency=16, pool="threads", queues="apology.deliveries") as deliverer:
+        pids = (events_worker.popen.pid, deliverer.popen.pid)
+        cluster.submit(first)
+        cluster.receiver.wait_for(lambda r: len(r.deliveries) >= STREAM // 5, timeout=120)
+        cluster.redis.restart()
+        at_restart = len(cluster.receiver.deliveries)
+        cluster.submit(rest)
+        cluster.settle(expected, timeout=300, alive=deliverer)
+        assert (events_worker.popen.poll(), deliverer.popen.poll()) == (None, None)
+        assert (events_worker.popen.pid, deliverer.popen.pid) == pids
+        reconnects = [sum("Connection to broker lost" in line for line in p.history)
+                      for p in (events_worker, deliverer)]
+    c = counts(cluster, len(stream), expected)
+    c.report(f"redis restarted after {at_restart} deliveries; events worker and deliverer reconnected "
+             f"({reconnects} connection losses logged)")
+    assert min(reconnects) >= 1, "the restart should have cut both workers' broker connections"
+    assert_exactly_once(c, cluster, expected)
+    assert c.dead_letters == 0
+    assert c.duplicates <= 2
