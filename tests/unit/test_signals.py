@@ -95,6 +95,10 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("Sorry about that Mike. Can you DM us the bus reg?", "generic", 1),
     ("Brackenford Council: Sorry, which permit do you have - resident or blue badge?", "none", 0),
     ("Our office is closed on Fridays. We're sorry for any inconvenience.", "none", 0),
+    ("Sorry for the mix-up Gavin. Roaming is included in your bundle.", "generic", 1),
+    ("Sorry for the trouble with Outlook. Here is the fix.", "specific", 1),
+    ("Apologies in advance for the long email; three things changed.", "generic", 1),
+    ("Your payout is sent. If you received it in error, we apologize; please delete it.", "none", 0),
 ])
 def test_apology_kind_and_count(policy: Policy, reply: str, kind: str, count: int) -> None:
     signals = judge(policy, reply).signals

@@ -59,7 +59,8 @@ _SELF_BLAME = re.compile(r"(?:my|our)\s+bad|mea\s+culpa")
 _VOCATIVE = re.compile(r"\s*,?\s*(?:[A-Z][a-z]+|@\w+)(?:\s+[A-Z][a-z]+)?\s*(?=[,!.:;]|\s+[^\w\s])")
 _LATE_COMMA = re.compile(r"(?<=\w)[^\w\n]*,")
 # "Sent from my phone, sorry for any typos": a sign-off about the message itself, not an apology to the customer.
-_SIGN_OFF = re.compile(r"\bsent\s+from\s+my\s+\w+", re.IGNORECASE)
+_SIGN_OFF = re.compile(r"\bsent\s+from\s+my\s+\w+|\breceived\s+(?:this|it)\s+(?:e-?mail\s+|message\s+)?in\s+error\b",
+                       re.IGNORECASE)
 # "Our office is closed from 24 to 28 December. We apologise for any inconvenience": a notice to everyone.
 _CLOSED_NOTICE = re.compile(r"\b(?:is|are|will\s+be)\s+closed\s+(?:from|between|over\s+the|for\s+the|on\s+(?:\w+days|"
                             r"weekends|bank\s+holidays|public\s+holidays))\b", re.IGNORECASE)
@@ -80,8 +81,12 @@ _NAMED_AFTER = re.compile(
     r"charged\s+twice|lost|rude|failed|didn't\s+turn\s+up|never\s+arrived|should\s+have|should've|out\s+of\s+date|"
     r"outdated|inappropriate|bug|glitch)\b", re.IGNORECASE)
 _BUT_OR_YOU = re.compile(r"[\W]*(?:but\b|(?:[\w'-]+\s+){0,3}?you(?:'ve|'d)?\s)", re.IGNORECASE)
-# "Sorry about that Mike.": a name after the pronoun object is the person addressed, not what was wrong.
-_TRAILING_NAME = re.compile(r"\s+(?:[A-Z][a-z]+|@\w+)\W*$")
+# "Sorry about that Mike.", "Sorry for the mix-up Gavin": a name closing the object, straight after a noun
+# (not "the issue with Outlook"), is the person addressed, not what was wrong.
+_TRAILING_NAME = re.compile(r"(?<!\bwith)(?<!\bon)(?<!\bin)(?<!\bat)(?<!\bfrom)(?<!\bto)(?<!\bby)(?<!\bof)"
+                            r"(?<!\bthe)(?<!\byour)(?<!\bour)(?<!\bmy)\s+(?-i:[A-Z][a-z]+|@\w+)\W*$")
+# "Apologies in advance for the long email": an apology for the message itself.
+_IN_ADVANCE = re.compile(r"\s*in\s+advance\b", re.IGNORECASE)
 # A bare apology closing a clause that named the failure: "that's a bug on my end, sorry!", "5 days is far too
 # long, and I'm sorry", "we don't deliver to Leh, sorry" (the seventh to seventeenth authors: specific).
 _FAILURE_BEFORE = re.compile(
@@ -157,8 +162,10 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
         obj = _object(text, stop, s_end, lex)
         if _is_pardon(text, start, stop, s_start, s_end, obj, lex):
             continue
-        if _TRAILING_NAME.search(obj) and _PRONOUN_OBJECT.match(_TRAILING_NAME.sub("", obj)):
+        if _TRAILING_NAME.search(obj) and _WORD.search(_TRAILING_NAME.sub("", obj)):
             obj = _TRAILING_NAME.sub("", obj)
+        if _IN_ADVANCE.match(obj):
+            obj = ""
         if _SELF_BLAME.match(cue) and not _WORD.search(obj):
             obj = text[stop:s_end]  # "my bad, I sent you the wrong link": the clause after is the object
         words = _WORD.findall(obj.lower())
