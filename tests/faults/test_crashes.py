@@ -42,6 +42,31 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(
     assert c.duplicates <= 2
 
 
+def test_a_thread_pool_deliverer_killed_mid_stream_loses_nothing(
+        cluster_factory: Callable[..., Cluster]) -> None:
+    """The Procfile's `deliverer` (threads) SIGKILLed with deliveries in flight: the deliveries it held come
+    back after the visibility timeout and a new deliverer sends them, each webhook-id once (a POST whose 2xx
+    arrived before the kill cut its record may repeat, at most one per thread that was sending)."""
+    cluster = cluster_factory()
+    stream, expected = events(STREAM, "dkill")
+    with cluster.worker("events", queues="apology,apology.backfill"):
+        with cluster.worker("doomed-deliverer", concurrency=16, pool="threads",
+                            queues="apology.deliveries") as doomed:
+            cluster.submit(stream)
+            cluster.receiver.wait_for(lambda r: len(r.deliveries) >= STREAM // 5, timeout=120)
+            os.killpg(doomed.popen.pid, signal.SIGKILL)
+            doomed.popen.wait(timeout=10)
+            at_kill = len(cluster.receiver.deliveries)
+        assert at_kill < len(expected), "the kill came too late to prove anything"
+        with cluster.worker("heir-deliverer", concurrency=16, pool="threads", queues="apology.deliveries"):
+            cluster.settle(expected, timeout=300)
+    c = counts(cluster, len(stream), expected)
+    c.report(f"thread-pool deliverer SIGKILLed after {at_kill} deliveries")
+    assert_exactly_once(c, cluster, expected)
+    assert c.dead_letters == 0
+    assert c.duplicates <= 16
+
+
 def test_messages_taken_off_the_queue_and_never_recorded_are_published_again(
         cluster_factory: Callable[..., Cluster]) -> None:
     """What a worker killed between BRPOP and its `unacked` record does, on purpose and every time: the
