@@ -243,11 +243,13 @@ def counts(cluster: Cluster, sent: int, expected: set[str]) -> Counts:
                   len(expected - set(ids)), cluster.resent())
 
 
-def assert_exactly_once(c: Counts, cluster: Cluster, expected: set[str]) -> None:
+def assert_exactly_once(c: Counts, cluster: Cluster, expected: set[str], *, cut_short: int = 0) -> None:
     """Every expected delivery arrived, nothing else did, one webhook id per message and policy version,
-    and nothing is left in the journal."""
+    and nothing is left in the journal. Every signature verified, except on at most `cut_short` requests
+    whose body ended before their content-length (a sender killed mid-request)."""
     assert c.lost == 0
     assert {d.id for d in cluster.receiver.deliveries} == expected
     assert c.per_message == 1
-    assert cluster.receiver.rejected == []  # every signature verified
+    cut = [r for r, _ in cluster.receiver.rejected if len(r.body) < int(r.headers.get("content-length") or 0)]
+    assert len(cut) == len(cluster.receiver.rejected) <= cut_short, cluster.receiver.rejected[:3]
     assert cluster.stores.journal.size() == 0

