@@ -66,20 +66,18 @@ _CLOSED_NOTICE = re.compile(r"\b(?:is|are|will\s+be)\s+closed\s+(?:from|between|
                             r"weekends|bank\s+holidays|public\s+holidays))\b", re.IGNORECASE)
 # "My colleague gave you the wrong information, and I apologise for that": a pronoun object points back at a
 # failure named earlier in the same sentence.
-_NAMED_BEFORE = re.compile(
-    r"\b(?:wrong|incorrect|inaccurate|mistake|mistaken|error|late|delayed|missed|forgot|forgotten|broken|damaged|"
-    r"double-charged|overcharged|charged\s+twice|lost|rude|failed|didn't\s+turn\s+up|never\s+arrived|should\s+have|"
-    r"should've|oversight|out\s+of\s+date|outdated|inappropriate|unacceptable|bug|glitch|fault)\b",
-    re.IGNORECASE)
+# The words that name what went wrong, and the admissions that name only whose fault it was.
+_FAILURE_WORDS = (r"wrong|incorrect|inaccurate|late|delayed|missed|forgot|forgotten|broken|damaged|double-charged|"
+                  r"overcharged|charged\s+twice|lost|rude|failed|didn't\s+turn\s+up|never\s+arrived|should\s+have|"
+                  r"should've|out\s+of\s+date|outdated|inappropriate|bug|glitch")
+_ADMISSION_WORDS = r"mistake|mistaken|error|oversight|unacceptable|fault"
+_NAMED_BEFORE = re.compile(rf"\b(?:{_FAILURE_WORDS}|{_ADMISSION_WORDS})\b", re.IGNORECASE)
 # ... or an ellipsis does: "We should have kept you informed, and I'm sorry we didn't."
 _PRONOUN_OBJECT = re.compile(
     r"^\W*(?:(?:for|about)\s+(?:that|this|it)|that|this|it|(?:that\s+)?(?:we|i)\s+(?:didn't|did\s+not|weren't|wasn't|"
     r"haven't|hadn't|couldn't)(?:\s+do\s+(?:that|this|it|so))?)\W*$", re.IGNORECASE)
 # What was wrong, after the apology; not the bare admission ("that was our mistake"), which names nothing.
-_NAMED_AFTER = re.compile(
-    r"\b(?:wrong|incorrect|inaccurate|late|delayed|missed|forgot|forgotten|broken|damaged|double-charged|overcharged|"
-    r"charged\s+twice|lost|rude|failed|didn't\s+turn\s+up|never\s+arrived|should\s+have|should've|out\s+of\s+date|"
-    r"outdated|inappropriate|bug|glitch)\b", re.IGNORECASE)
+_NAMED_AFTER = re.compile(rf"\b(?:{_FAILURE_WORDS})\b", re.IGNORECASE)
 _BUT_OR_YOU = re.compile(r"[\W]*(?:but\b|(?:[\w'-]+\s+){0,3}?you(?:'ve|'d)?\s)", re.IGNORECASE)
 # "Sorry about that Mike.", "Sorry for the mix-up Gavin": a name closing the object, straight after a noun
 # (not "the issue with Outlook"), is the person addressed, not what was wrong.
