@@ -125,12 +125,19 @@ def envelope(item: bytes | str) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def _dead_letter(queue: str, item: bytes | str, fault: str) -> None:
-    reason = f"an entry on queue {queue} is not a task message: {fault}"
-    log.error("queue entry dead-lettered", queue=queue, reason=fault, size=len(item))
+    kind = "delivery" if queue == DELIVERY_QUEUE else "event"
+    keep_refused(kind, f"an entry on queue {queue} is not a task message: {fault}", item, queue,
+                 "queue entry dead-lettered", fault)
+
+
+def keep_refused(kind: str, reason: str, raw: bytes | str, queue: str, event: str, logged: str) -> None:
+    """Log a message the worker cannot take (never its body, which may hold a customer's words) and keep the
+    body as a dead letter; the worker goes on whatever happens here. The transport and the consumer both
+    refuse messages this way."""
+    log.error(event, queue=queue, reason=logged, size=len(raw))
     try:
         from worker import bootstrap  # the transport is imported by the app, which bootstrap imports
 
-        kind = "delivery" if queue == DELIVERY_QUEUE else "event"
-        bootstrap.stores(bootstrap.settings()).add_dead_letter(kind, reason, item)
-    except Exception as exc:  # the worker must go on; the entry is named in the log above
-        log.error("could not dead-letter a queue entry", queue=queue, error=f"{type(exc).__name__}: {exc}")
+        bootstrap.stores(bootstrap.settings()).add_dead_letter(kind, reason, raw)
+    except Exception as exc:  # the message is named in the log above
+        log.error("could not dead-letter a refused message", queue=queue, error=f"{type(exc).__name__}: {exc}")

@@ -23,6 +23,7 @@ from celery.worker.consumer.events import Events
 from kombu.common import ignore_errors
 
 from worker import logs
+from worker.broker import keep_refused
 
 log = logs.get_logger("worker.consumer")
 
@@ -62,13 +63,7 @@ def _refuse(message: Any, reason: str) -> None:
     """Log what is wrong with a message (never its body) and keep the body as a dead letter."""
     raw = getattr(message, "body", b"") or b""
     queue = (getattr(message, "delivery_info", None) or {}).get("routing_key", "?")
-    log.error("message refused and dead-lettered", reason=reason, queue=queue, size=len(raw))
-    try:
-        from worker import bootstrap
-
-        bootstrap.stores(bootstrap.settings()).add_dead_letter("event", f"refused by the worker: {reason}", raw)
-    except Exception as exc:  # the worker must go on; the message is named in the log above
-        log.error("could not dead-letter a refused message", error=f"{type(exc).__name__}: {exc}")
+    keep_refused("event", f"refused by the worker: {reason}", raw, queue, "message refused and dead-lettered", reason)
 
 
 class FlushEventsOnShutdown(bootsteps.StartStopStep):  # type: ignore[misc]
