@@ -7,7 +7,8 @@ so tests can hand the service layer fakes without patching.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
@@ -35,6 +36,20 @@ TASKS: dict[Kind, str] = {"event": HANDLE_EVENT, "delivery": DELIVER, "chunk": B
 # Redis (the stores or the broker) away for a moment, as in a restart or a failover: what tasks run again
 # (worker.tasks) and producers wait out (worker.cli.backfill_cmd) instead of failing.
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OperationalError)
+
+
+def outage_pauses(patience: float) -> Iterator[float]:
+    """The pauses between tries while Redis is away: 0.1 s, doubling to 2 s, for as long as the next pause
+    still ends within `patience` seconds of this call (then the caller gives up)."""
+    deadline = time.monotonic() + patience  # now, not at the first pause: the first try counts too
+
+    def pauses() -> Iterator[float]:
+        pause = 0.1
+        while time.monotonic() + pause <= deadline:
+            yield pause
+            pause = min(pause * 2, 2.0)
+
+    return pauses()
 log = logs.get_logger("worker.bootstrap")
 
 

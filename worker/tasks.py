@@ -13,7 +13,6 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded
 from worker import bootstrap, logs, pipeline
 from worker.app import app, settings
 
-INFRASTRUCTURE_ERRORS = bootstrap.OUTAGE_ERRORS  # see _through_outages
 T = TypeVar("T")
 log = logs.get_logger("worker.tasks")
 
@@ -67,18 +66,17 @@ def _through_outages(run: Callable[[], T]) -> T:
     start is safe. Past the deadline the message goes back to the queue (or, if Redis still cannot take
     it, stays unacknowledged until the visibility sweep).
     """
-    deadline = time.monotonic() + settings.task_soft_time_limit * 0.8
-    pause = 0.1
+    pauses = bootstrap.outage_pauses(settings.task_soft_time_limit * 0.8)
     while True:
         try:
             return run()
-        except INFRASTRUCTURE_ERRORS as exc:
-            if time.monotonic() + pause > deadline:
+        except bootstrap.OUTAGE_ERRORS as exc:
+            pause = next(pauses, None)
+            if pause is None:
                 raise Reject(f"{type(exc).__name__}: {exc}", requeue=True) from exc
             log.warning("redis unavailable; running the task again", error=f"{type(exc).__name__}: {exc}",
                         retry_in=pause)
             time.sleep(pause)
-            pause = min(pause * 2, 2.0)
 
 
 def _finish(task: Task, status: str, retry_in: float | None, args: list[Any] | None = None,

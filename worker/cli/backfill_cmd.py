@@ -308,17 +308,16 @@ def _riding_out(run: Callable[[], T], store: JobStore, jid: str, say: Callable[[
 
 
 def _await_redis(store: JobStore, patience: float) -> bool:
-    """Whether Redis answers again within `patience` seconds (looks back off from 0.1 s to 2 s)."""
-    deadline = time.monotonic() + patience
-    pause, wake = 0.1, threading.Event()
+    """Whether Redis answers again within `patience` seconds (bootstrap.outage_pauses between looks)."""
+    pauses, wake = bootstrap.outage_pauses(patience), threading.Event()
     while True:
         try:
             return bool(store.redis.ping())
         except bootstrap.OUTAGE_ERRORS:
-            if time.monotonic() + pause > deadline:
+            pause = next(pauses, None)
+            if pause is None:
                 return False
             wake.wait(pause)
-            pause = min(pause * 2, 2.0)
 
 
 def _say(message: str) -> None:
