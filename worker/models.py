@@ -101,6 +101,9 @@ class Signals(_Model):
     solution: bool
     prevention: bool
     response_minutes: float | None
+    # The ISO 639 code the reply reads as, when the text is long enough to tell; a reply in a language the
+    # policy does not read (policy `languages`) is not judged: its signals stay neutral, with one finding.
+    language: str | None = None
 
 
 class Finding(_Model):

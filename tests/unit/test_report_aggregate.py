@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.support.verdicts import finding, verdict
+from worker.engine.review import UNREAD_LANGUAGE
 from worker.report.aggregate import SIGNALS, ReportBuilder
 from worker.report.sources import NO_TEAM, ReplyFacts
 
@@ -80,3 +81,15 @@ def test_verdicts_missing_from_the_history_are_counted() -> None:
     builder = ReportBuilder(with_history=True)
     builder.add(verdict("T1"), None)
     assert builder.result().unmatched == 1
+
+
+def test_replies_in_a_language_the_policy_does_not_read_are_counted_apart() -> None:
+    builder = build()
+    for n, lang in enumerate(["de", "de", "fr"]):
+        builder.add(verdict(f"U{n}", agent="sam", language=lang, findings=(finding(UNREAD_LANGUAGE, "info"),)),
+                    ReplyFacts("returns", "2026-W47", None))
+    report = builder.result()
+    assert report.overall.replies == len(VERDICTS)  # no rate counts them as replies without an apology
+    assert report.agents["sam"].replies == sum(1 for v, _ in VERDICTS if v.agent_id == "sam")
+    assert UNREAD_LANGUAGE not in report.rules
+    assert any("3 replies were not read" in note and "de 2, fr 1" in note for note in report.notes)

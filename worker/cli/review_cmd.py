@@ -44,11 +44,12 @@ def run(args: argparse.Namespace) -> int:
     # Piped or redirected, lines are not wrapped at 80 columns: whoever reads the file wraps it.
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     worst = 0
-    replies = 0
+    replies = unread = 0
     skipped = Skipped()
     for history in readable_histories(args.files, skipped):
         for verdict in review_history(history, policy):
             replies += 1
+            unread += not policy.reads(verdict.signals.language)
             worst = max([worst, *(SEVERITY_RANK[f.severity] for f in verdict.findings)])
             if args.format == "jsonl":
                 sys.stdout.write(verdict.to_json() + "\n")
@@ -58,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if not replies:
         print("apology-worker: warning: no public agent reply in the input: nothing was reviewed", file=sys.stderr)
     if args.format == "text":
-        console.print(f"[bold]{replies}[/] replies reviewed under [bold]{policy.name}[/] {policy.version}"
+        console.print(f"[bold]{replies}[/] {'reply' if replies == 1 else 'replies'} reviewed under "
+                      f"[bold]{policy.name}[/] {policy.version}"
+                      + (f"; {unread} not read (in a language the policy does not read)" if unread else "")
                       + (f"; [red]{bad_lines} unreadable lines[/]" if bad_lines else ""))
     if args.fail_on and worst >= SEVERITY_RANK[args.fail_on]:
         return 1

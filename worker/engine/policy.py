@@ -157,6 +157,9 @@ class PolicyFile(_Strict):
     description: str | None = None
     extends: str | None = None
     review_private_notes: bool = False
+    # The languages the lexicon reads (ISO 639 codes); a reply confidently in another is not judged. Empty:
+    # judge every reply as if in the lexicon's language.
+    languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]] = Field(default_factory=lambda: ["en"])
     lexicon: dict[str, Any] = Field(default_factory=dict)
     sla: Sla = Sla()
     scoring: Scoring = Scoring()
@@ -208,6 +211,11 @@ class Policy:
     exemptions: tuple[Exemption, ...]
     review_private_notes: bool
     spec: PolicyFile
+    languages: tuple[str, ...] = ("en",)
+
+    def reads(self, language: str | None) -> bool:
+        """Whether replies in `language` are judged (None: too short to tell, read as the lexicon's)."""
+        return language is None or not self.languages or language in self.languages
 
     def profile_for(self, team: str | None, channel: str | None, tags: list[str]) -> Profile:
         """The first override whose match fits the ticket, else the base policy."""
@@ -293,7 +301,7 @@ def load_policy(name_or_path: str | os.PathLike[str] | None = None) -> Policy:
         name=merged.name, version=version, source=str(path), lexicon=lexicon,
         base=Profile(None, rules, merged.actions, merged.sla), overrides=tuple(overrides),
         weights={str(k): v for k, v in merged.scoring.weights.items()}, exemptions=tuple(merged.exemptions),
-        review_private_notes=merged.review_private_notes, spec=merged,
+        review_private_notes=merged.review_private_notes, spec=merged, languages=tuple(merged.languages),
     )
 
 

@@ -17,12 +17,14 @@ from worker.engine.rules import score_and_action
 from worker.engine.signals.apology import read_apology
 from worker.engine.signals.care import read_empathy
 from worker.engine.signals.conduct import read_blame, read_liability, read_responsibility
+from worker.engine.signals.language import language
 from worker.engine.signals.remedy import read_prevention, read_solution
 from worker.engine.signals.situation import CustomerReading, combine, read_customer_message
 from worker.engine.text import Prepared, prepare
-from worker.models import Context, Finding, Message, PolicyRef, Signals, Ticket, TicketHistory, Verdict
+from worker.models import Action, Context, Finding, Message, PolicyRef, Signals, Ticket, TicketHistory, Verdict
 
 MAX_CONTEXT_MESSAGES = 8
+UNREAD_LANGUAGE = "unsupported-language"  # the finding of a reply in a language the policy does not read
 
 # How a suggestion names the customer's problem, by incident kind. Each names the failure or the thing
 # affected (DESIGN's test of a specific apology), so a suggestion never fails the rule that made it: `{}` is
@@ -106,6 +108,9 @@ def read_reply(reply: Message, policy: Policy, response_minutes: float | None = 
                incident: str | None = None) -> ReplyReading:
     """Every reply signal; `incident` (from the customer's side) lets stance read implied fault."""
     doc = prepare(reply.body, reply.format)
+    lang = language(doc.text) if policy.languages else None
+    if not policy.reads(lang):
+        return ReplyReading(_unread(lang, response_minutes), {}, doc)
     lex = policy.lexicon
     liability = read_liability(doc, lex)
     responsibility = read_responsibility(doc, lex)
@@ -135,8 +140,16 @@ def read_reply(reply: Message, policy: Policy, response_minutes: float | None = 
         solution=bool(evidence["solution"]),
         prevention=bool(evidence["prevention"]),
         response_minutes=response_minutes,
+        language=lang,
     )
     return ReplyReading(signals, evidence, doc)
+
+
+def _unread(lang: str | None, response_minutes: float | None) -> Signals:
+    """The neutral signals of a reply in a language the policy does not read: nothing was found in it."""
+    return Signals(apology="none", apology_stance=None, apology_count=0, liability_admission=False, blame=False,
+                   empathy=False, solution=False, prevention=False, response_minutes=response_minutes,
+                   language=lang)
 
 
 def read_context(earlier: Sequence[Message], policy: Policy, cache: CustomerCache | None = None,
@@ -185,6 +198,8 @@ def review_reply(reply: Message, earlier: Sequence[Message], ticket: Ticket, pol
     context = read_context(earlier, policy, cache, ticket.id)
     reading = read_reply(reply, policy, response_minutes(reply, earlier), context.incident)
     profile = policy.profile_for(ticket.team, ticket.channel, ticket.tags)
+    if not policy.reads(reading.signals.language):
+        return _verdict(reply, ticket, policy, profile, context, reading, [_not_read(reading, policy)], 100, "none")
     facts = _facts(reading.signals, context, ticket, profile, reply, earlier, reading.doc)
     exempt = policy.exempt_rules(reply.body)
     fired = [r for r in profile.rules if (exempt != "all" and r.id not in exempt) and r.condition(facts)]
@@ -195,11 +210,28 @@ def review_reply(reply: Message, earlier: Sequence[Message], ticket: Ticket, pol
         profile.actions.escalate.min_severity, profile.actions.escalate.score_below,
         profile.actions.annotate.min_severity, profile.actions.annotate.score_below,
     )
+    return _verdict(reply, ticket, policy, profile, context, reading, findings, outcome.score, outcome.action)
+
+
+def _verdict(reply: Message, ticket: Ticket, policy: Policy, profile: Profile, context: Context,
+             reading: ReplyReading, findings: list[Finding], score: int, action: Action) -> Verdict:
     return Verdict(
         ticket_id=ticket.id, message_id=reply.id, agent_id=reply.author.id if reply.author else None,
         policy=PolicyRef(name=policy.name, version=policy.version, override=profile.override),
-        context=context, signals=reading.signals, findings=findings, score=outcome.score,
-        action=outcome.action,
+        context=context, signals=reading.signals, findings=findings, score=score, action=action,
+    )
+
+
+def _not_read(reading: ReplyReading, policy: Policy) -> Finding:
+    """The one finding of a reply in a language the policy does not read: it says so, so a report or a
+    lead sees the reply went unjudged instead of mistaking it for a clean one."""
+    doc = reading.doc
+    start, end = doc.span(*_first_sentence(doc))
+    return Finding(
+        rule=UNREAD_LANGUAGE, severity="info",
+        message=(f"Not reviewed: the reply reads as language '{reading.signals.language}', and this policy "
+                 f"reads {', '.join(repr(code) for code in policy.languages)} only (policy `languages`)."),
+        span=(start, end), excerpt=doc.body[start:end],
     )
 
 

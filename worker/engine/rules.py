@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from worker.models import ACTION_RANK, SEVERITY_RANK
+from worker.models import ACTION_RANK, SEVERITY_RANK, Action
 
 # The fields a condition can test, with the values each may take (None: any number, or bool).
 ENUMS: dict[str, tuple[Any, ...]] = {
@@ -26,7 +26,7 @@ ENUMS: dict[str, tuple[Any, ...]] = {
 BOOLS = frozenset({"liability_admission", "blame", "empathy", "solution", "prevention", "legal_risk",
                    "sla_breached", "first_reply"})
 NUMBERS = frozenset({"apology_count", "frustration", "response_minutes", "reply_words"})
-STRINGS = frozenset({"channel", "team", "tags"})
+STRINGS = frozenset({"channel", "team", "tags", "language"})
 FIELDS = frozenset(ENUMS) | BOOLS | NUMBERS | STRINGS
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -142,7 +142,7 @@ def _check_operand(field: str, op: str, operand: Any, path: tuple[str | int, ...
 @dataclass(frozen=True, slots=True)
 class Outcome:
     score: int
-    action: str
+    action: Action
 
 
 def score_and_action(severities: list[str], weights: Mapping[str, int], escalate_at: str | None,
@@ -155,7 +155,7 @@ def score_and_action(severities: list[str], weights: Mapping[str, int], escalate
     def crossed(at: str | None, below: int | None) -> bool:
         return (at is not None and worst >= SEVERITY_RANK[at]) or (below is not None and score < below)
 
-    action = "none"
+    action: Action = "none"
     if crossed(annotate_at, annotate_below):
         action = "annotate"
     if crossed(escalate_at, escalate_below):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
 
+from worker.engine.review import UNREAD_LANGUAGE
 from worker.models import SEVERITY_RANK, Finding, Signals, Verdict
 from worker.report.outcome import Outcome, OutcomeBuilder, outcome_notes
 from worker.report.sources import NO_TEAM, NO_WEEK, ReplyFacts
@@ -129,6 +130,7 @@ class ReportBuilder:
         self.policies: Counter[str] = Counter()
         self.outcome = OutcomeBuilder() if with_history else None
         self.unmatched = 0
+        self.unread: Counter[str] = Counter()  # replies in a language their policy does not read, by language
         self.notes: list[str] = []
         self._worst_n = worst
         self._per_pattern = per_pattern
@@ -137,6 +139,10 @@ class ReportBuilder:
         self._seq = 0
 
     def add(self, verdict: Verdict, facts: ReplyFacts | None) -> None:
+        if any(f.rule == UNREAD_LANGUAGE for f in verdict.findings):
+            # Its signals are blank, not read: counted apart so no rate counts it as a reply without an apology.
+            self.unread[verdict.signals.language or "?"] += 1
+            return
         if self.outcome is not None and facts is None:
             self.unmatched += 1
         team = facts.team if facts else NO_TEAM
@@ -175,6 +181,10 @@ class ReportBuilder:
         outcome = self.outcome.result() if self.outcome is not None else None
         # Outcome notes first: they bear on the headline, and the terminal shows only the first few notes.
         notes = [*(outcome_notes(outcome) if outcome is not None else []), *self.notes]
+        if self.unread:
+            languages = ", ".join(f"{lang} {n:,}" for lang, n in self.unread.most_common())
+            notes.append(f"{sum(self.unread.values()):,} replies were not read, being in a language their policy "
+                         f"does not read ({languages}); every figure here leaves them out.")
         return Report(
             overall=self.overall,
             agents=_by_volume(self.agents), teams=_by_volume(self.teams),
