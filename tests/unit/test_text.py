@@ -33,6 +33,20 @@ def test_html_blockquotes_and_gmail_quotes_are_not_read() -> None:
     assert "sorry" not in doc.text
 
 
+def test_an_outlook_reply_header_hides_the_quoted_mail_that_follows_it_as_siblings() -> None:
+    """Outlook writes the "From: … Sent: …" header as a div of its own and the earlier email after it, not
+    inside it: the customer's threat to go to the ombudsman is theirs, not the agent's."""
+    body = ('<div><p>Dear Mr Kendrick,</p><p>Your refund of &pound;64 is on its way.</p></div>'
+            '<hr><div id="divRplyFwdMsg" dir="ltr"><b>From:</b> Stuart<br><b>Sent:</b> Wednesday<br>'
+            '<b>Subject:</b> Extra charges</div><div><p>I am sorry to chase.</p>'
+            '<p>If this is not resolved I will take it to the Ombudsman.</p></div>')
+    doc = prepare(body, "html")
+    assert "refund of £64 is on its way" in doc.text
+    assert "sorry" not in doc.text and "Ombudsman" not in doc.text and "From:" not in doc.text
+    start = doc.text.index("Your refund")
+    assert body[doc.span(start, start + 11)[0]:doc.span(start, start + 11)[1]] == "Your refund"
+
+
 def test_quoted_earlier_email_and_signature_are_blanked_in_place() -> None:
     body = ("Hi Dana,\n\nYour replacement ships today.\n\nBest regards,\nSam\nAcme Support\n\n"
             "On Tue, 18 Nov 2026 at 09:12, Dana Lee <dana@example.com> wrote:\n> I'm sorry to be a pain.\n")

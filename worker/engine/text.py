@@ -60,6 +60,9 @@ _SKIP_TAGS = frozenset({"script", "style", "head", "title", "template"})
 _QUOTE_CLASSES = re.compile(r"gmail_quote|gmail_signature|moz-cite-prefix|moz-signature|yahoo_quoted|"
                             r"divRplyFwdMsg|OutlookMessageHeader|zendesk_quote|freshdesk_quote|signature",
                             re.IGNORECASE)
+# Outlook's reply header is a block of its own ("From: … Sent: … To: … Subject:") and the quoted email follows
+# it as siblings, not inside it: from one of these on, everything to the end of the body is the earlier mail.
+_QUOTE_TO_END = re.compile(r"divRplyFwdMsg|OutlookMessageHeader|appendonsend", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +218,7 @@ class _OffsetHTMLParser(HTMLParser):
         self.skip_depth = 0
         self.mask_tag: str | None = None
         self.mask_depth = 0
+        self.mask_rest = False  # an Outlook reply header was seen: the rest is quoted mail
 
     def _pos(self) -> int:
         line, col = self.getpos()
@@ -225,7 +229,7 @@ class _OffsetHTMLParser(HTMLParser):
             return
         if text == "\n" and self.chars and self.chars[-1] == "\n" and len(self.chars) > 1 and self.chars[-2] == "\n":
             return  # a wall of empty block tags is one paragraph break, not thousands of lines
-        if self.mask_depth:
+        if self.mask_depth or self.mask_rest:
             text = _spaces(text)
         for c in text:
             self.chars.append(c)
@@ -240,6 +244,8 @@ class _OffsetHTMLParser(HTMLParser):
             self.mask_depth += 1
         elif self.mask_tag is None and _is_quote(tag, attrs):
             self.mask_tag, self.mask_depth = tag, 1
+        if any(key in ("class", "id") and value and _QUOTE_TO_END.search(value) for key, value in attrs):
+            self.mask_rest = True
         if tag in _BLOCK_TAGS:
             pos = self._pos()
             self._emit("\n", pos, pos)
@@ -265,7 +271,7 @@ class _OffsetHTMLParser(HTMLParser):
         if self.skip_depth:
             return
         base = self._pos()
-        if self.mask_depth:
+        if self.mask_depth or self.mask_rest:
             data = _spaces(data)
         self.chars.extend(data.translate(_WHITESPACE_TO_SPACE))
         self.starts.extend(range(base, base + len(data)))
