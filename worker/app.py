@@ -6,6 +6,7 @@ Every setting that is not obvious says why, after the Celery documentation (docs
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -23,12 +24,46 @@ from worker.settings import Settings, load_settings
 
 
 def _metrics_dir(cfg: Settings) -> None:
-    """prometheus-client picks multiprocess mode at import, so the directory is fixed before that."""
+    """prometheus-client picks multiprocess mode at import, so the directory is fixed before that.
+
+    Each process that loads the app with metrics on gets a directory of its own under
+    PROMETHEUS_MULTIPROC_DIR, which its pool children inherit: two workers on one host (the Procfile's worker
+    and deliverer) share the setting but neither adds the other's counters to its own nor wipes them when it
+    starts. A fresh directory per start is also what keeps an earlier run's files out (prometheus-client's
+    docs ask for the directory to be wiped between runs); it goes when the process exits, and one left by a
+    killed process is removed by the next start on the host.
+    """
     if cfg.metrics_port is None:
         return
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="apology-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-    Path(path).mkdir(parents=True, exist_ok=True)
+    base = Path(os.environ.get(_BASE_ENV) or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                or tempfile.mkdtemp(prefix="apology-metrics-"))
+    base.mkdir(parents=True, exist_ok=True)
+    for stale in base.glob("worker-*"):
+        if stale.is_dir() and not _alive(stale.name.split("-")[1]):
+            shutil.rmtree(stale, ignore_errors=True)
+    own = tempfile.mkdtemp(prefix=f"worker-{os.getpid()}-", dir=base)
+    os.environ[_BASE_ENV] = str(base)  # a process started from this one makes its own beside it
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = own
+    atexit.register(_remove_own, own, os.getpid())
+
+
+_BASE_ENV = "APOLOGY_METRICS_BASE_DIR"
+
+
+def _remove_own(path: str, owner: int) -> None:
+    if os.getpid() == owner:  # not a forked child that happens to run exit handlers
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: str) -> bool:
+    """Whether a process of that id runs on this host (a directory's owner; not ours to judge otherwise)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True
+    return True
 
 
 def create_app(cfg: Settings) -> Celery:
@@ -163,24 +198,18 @@ def _setup_logging(**_: Any) -> None:
     logs.configure(settings.log_format, settings.log_level)
 
 
-@signals.worker_init.connect
-def _wipe_metrics(**_: Any) -> None:
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if settings.metrics_port is not None and path:
-        # Files of an earlier run would add to this one's counters (prometheus-client docs).
-        for child in Path(path).iterdir():
-            if child.is_file():
-                child.unlink()
-            else:
-                shutil.rmtree(child, ignore_errors=True)
-
-
 @signals.worker_ready.connect
 def _serve_metrics(**_: Any) -> None:
     if settings.metrics_port is not None:
         from worker import bootstrap, metrics
 
-        metrics.serve(settings.metrics_port, bootstrap.stores(settings).dead_letter_count)
+        try:
+            metrics.serve(settings.metrics_port, bootstrap.stores(settings).dead_letter_count)
+        except OSError as exc:  # the worker runs on; only its /metrics is missing
+            logs.get_logger("worker.metrics").error(
+                "metrics port unavailable: give each worker on this host its own APOLOGY_METRICS_PORT (the "
+                "Procfile's deliverer takes APOLOGY_DELIVERER_METRICS_PORT)", port=settings.metrics_port,
+                error=str(exc))
 
 
 @signals.worker_process_shutdown.connect

@@ -24,8 +24,10 @@ _WHSEC = ("webhook_secret", "inbound_secret")
 
 
 class Settings(BaseSettings):
+    # An empty variable is an unset one (`APOLOGY_METRICS_PORT=` in a .env file, or the Procfile's deliverer
+    # line when APOLOGY_DELIVERER_METRICS_PORT is unset): the default, not a parse error.
     model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=".env", env_file_encoding="utf-8",
-                                      extra="ignore", frozen=True)
+                                      extra="ignore", frozen=True, env_ignore_empty=True)
 
     # The contract's names (DESIGN.md, Configuration).
     broker_url: str = "redis://localhost:6379/0"

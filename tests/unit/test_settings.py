@@ -123,3 +123,12 @@ def test_deliveries_have_their_own_queue_taken_first() -> None:
     assert conf.task_routes["apology.backfill_chunk"] == {"queue": BACKFILL_QUEUE}
     assert conf.task_default_queue == QUEUE
     assert conf.worker_prefetch_multiplier == 2
+
+
+def test_an_empty_variable_is_an_unset_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Procfile's deliverer line sets APOLOGY_METRICS_PORT to APOLOGY_DELIVERER_METRICS_PORT, empty when
+    that is unset: no metrics server, not a start-up error."""
+    monkeypatch.setenv("APOLOGY_METRICS_PORT", "")
+    assert load_settings().metrics_port is None
+    monkeypatch.setenv("APOLOGY_METRICS_PORT", "9809")
+    assert load_settings().metrics_port == 9809
