@@ -88,11 +88,10 @@ _IN_ADVANCE = re.compile(r"\s*in\s+advance\b", re.IGNORECASE)
 # A bare apology closing a clause that named the failure: "that's a bug on my end, sorry!", "5 days is far too
 # long, and I'm sorry", "we don't deliver to Leh, sorry" (the seventh to seventeenth authors: specific).
 _FAILURE_BEFORE = re.compile(
-    r"\b(?:wrong|incorrect|inaccurate|mistakes?|mistaken|errors?|late|delayed|missed|forgot|forgotten|broken|"
-    r"damaged|overcharged|double-charged|charged\s+twice|lost|rude|failed|bug|glitch|typo|fault|outage|out\s+of\s+date|"
-    r"too\s+long|should\s+have|should've|shouldn't\s+have|didn't|did\s+not|don't|do\s+not|doesn't|can't|"
-    r"cannot|won't|wasn't|weren't|isn't|aren't|hasn't|haven't|no\s+longer|out\s+of\s+stock|sold\s+out|"
-    r"non-refundable)\b",
+    rf"\b(?:{_FAILURE_WORDS}|{_ADMISSION_WORDS}|mistakes|errors|typo|outage|too\s+long|shouldn't\s+have|"
+    # ... and what a refusal says cannot be had: "we don't deliver to Leh, sorry".
+    r"didn't|did\s+not|don't|do\s+not|doesn't|can't|cannot|won't|wasn't|weren't|isn't|aren't|hasn't|haven't|"
+    r"no\s+longer|out\s+of\s+stock|sold\s+out|non-refundable)\b",
     re.IGNORECASE)
 _BARE_TAIL = re.compile(r"[ \t]*(?:again|too|though|about\s+(?:that|this)|for\s+(?:that|this))?[ \t]*(?:[.!?,;:)]|$)",
                         re.IGNORECASE)
