@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from functools import cache
 from typing import Any, TypeVar
 
 from celery import Task, signals
+from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from worker import bootstrap, logs, pipeline
@@ -17,10 +18,19 @@ T = TypeVar("T")
 log = logs.get_logger("worker.tasks")
 
 
-@cache
+_built: list[pipeline.Deps] = []
+_building = threading.Lock()
+
+
 def _deps() -> pipeline.Deps:
-    # Built once per pool process, after the fork (sockets are not shared across it).
-    return bootstrap.deps(settings, lambda job: bootstrap.send_delivery(job, app))
+    """Built once per process, after the fork (sockets are not shared across it). Under a lock: the threads
+    of a thread-pool worker (the Procfile's deliverer) would otherwise all build their own on their first
+    task, each compiling the policy, a third of that worker's CPU in the first second of every start."""
+    if not _built:
+        with _building:
+            if not _built:
+                _built.append(bootstrap.deps(settings, lambda job: bootstrap.send_delivery(job, app)))
+    return _built[0]
 
 
 @signals.worker_process_init.connect
@@ -28,6 +38,14 @@ def _warm(**_: Any) -> None:
     """Load the policy, open the HTTP pool and run the engine once before the first real task, so the
     first events a fresh process takes are not hundreds of milliseconds late."""
     bootstrap.warm(_deps())
+
+
+@signals.worker_ready.connect
+def _warm_in_process(sender: Any = None, **_: Any) -> None:
+    """A pool that does not fork (threads, solo) runs tasks in this process: warm it here, once. A prefork
+    worker's main process runs no task, so it builds nothing (its children warm after their fork)."""
+    if not isinstance(getattr(sender, "pool", None), PreforkPool):
+        bootstrap.warm(_deps())
 
 
 @app.task(name=bootstrap.HANDLE_EVENT, bind=True, max_retries=None, autoretry_for=(SoftTimeLimitExceeded,),

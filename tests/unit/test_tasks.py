@@ -4,6 +4,7 @@ a reply's wait for its ticket's earlier messages, or a delivery's tries."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 
 from worker import tasks
 from worker.pipeline import DeliveryOutcome, EventOutcome
+
+REAL_DEPS = tasks._deps  # the fixture below stands it in for every other test
 
 
 def _scripted(outcomes: Sequence[Any], attempts: list[int]) -> Callable[..., Any]:
@@ -44,3 +47,39 @@ def test_throttled_and_busy_waits_do_not_use_up_a_deliverys_attempts(monkeypatch
     monkeypatch.setattr(tasks.pipeline, "deliver", _scripted(outcomes, attempts))
     assert tasks.deliver.apply(args=[{"delivery_id": "d1"}]).get() == "delivered"
     assert attempts == [0, 0, 1, 1]  # only the failed try counted
+
+
+def test_the_threads_of_a_thread_pool_build_the_dependencies_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deliverer's 32 threads take their first tasks at once; each used to compile the policy."""
+    threads = 16
+    arrived = threading.Event()  # every thread has asked for the dependencies
+    attempts: list[int] = []
+    lock = threading.Lock()
+
+    class CountingLock:
+        def __enter__(self) -> None:
+            attempts.append(1)
+            if len(attempts) == threads:
+                arrived.set()
+            lock.acquire()
+
+        def __exit__(self, *_: Any) -> None:
+            lock.release()
+
+    builds: list[int] = []
+
+    def slow_build(*_: Any) -> object:
+        builds.append(1)
+        arrived.wait(timeout=10)  # the build is under way while the other threads arrive
+        return object()
+
+    monkeypatch.setattr(tasks.bootstrap, "deps", slow_build)
+    monkeypatch.setattr(tasks, "_built", [])
+    monkeypatch.setattr(tasks, "_building", CountingLock())
+    seen: list[object] = []
+    workers = [threading.Thread(target=lambda: seen.append(REAL_DEPS())) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert len(builds) == 1 and len(seen) == threads and len({id(d) for d in seen}) == 1
