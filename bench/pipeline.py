@@ -31,6 +31,7 @@ import base64
 import json
 import os
 import random
+import socket
 import statistics
 import sys
 import tempfile
@@ -306,6 +307,7 @@ def main() -> int:
         with ExitStack() as workers:
             split = args.deliverer == "threads"
             queues = ("--queues", "apology,apology.backfill") if split else ()
+            event_workers = [f"worker{n + 1}@{socket.gethostname()}" for n in range(args.workers)]
             for n in range(args.workers):
                 workers.enter_context(celery_worker(env, concurrency=concurrency, name=f"worker{n + 1}",
                                                     extra=queues))
@@ -324,12 +326,14 @@ def main() -> int:
 
             def drain_rate(fill: Callable[[], int], done: Callable[[], bool]) -> tuple[float, int]:
                 """Fill the queue while the worker is paused, then time the worker emptying it."""
+                # Only the event workers: a broadcast would also make the deliverer consume the events
+                # queue from then on, so its 32 threads would take events and no-op tasks too.
                 for queue in paused:
-                    producer.control.cancel_consumer(queue, reply=True)
+                    producer.control.cancel_consumer(queue, reply=True, destination=event_workers)
                 count = fill()
                 started, before = time.perf_counter(), cpu_seconds()
                 for queue in paused:
-                    producer.control.add_consumer(queue, reply=True)
+                    producer.control.add_consumer(queue, reply=True, destination=event_workers)
                 wait_until(done, timeout=600, interval=0.002)
                 elapsed = time.perf_counter() - started
                 others.append(other_work(before, cpu_seconds(), elapsed))
