@@ -69,7 +69,7 @@ def test_too_short_to_tell_is_read_in_the_policy_language(text: str) -> None:
 
 
 def test_no_labelled_english_reply_is_called_foreign() -> None:
-    """Every reply of every labelled set (3,820 by 25 authors, many one-line social replies with handles,
+    """Every reply of every labelled set (4,460 by 27 authors, many one-line social replies with handles,
     initials and names) is English: a reply called foreign would go unjudged."""
     policy = load_policy("liability-aware")
     corpus = ROOT / "tests" / "corpus"
@@ -81,7 +81,7 @@ def test_no_labelled_english_reply_is_called_foreign() -> None:
             lang = read_reply(item.history.messages[-1], policy).signals.language
             if not policy.reads(lang):
                 called[item.id] = lang
-    assert replies >= 3800 and called == {}
+    assert replies >= 4460 and called == {}
 
 
 def test_a_language_code_that_is_not_one_fails_with_file_line_and_field(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ model (917 KB, shipped in config/ under CC BY-SA 3.0, see config/NOTICE.md), run
 predict-only build SearXNG maintains for the same job.
 
 Only a confident call on enough text counts: a short reply ("Merci !", "ok", a name) is read in the policy's
-own language, and so is one the model is unsure of. On the 3,820 labelled replies (all English, many of them
+own language, and so is one the model is unsure of. On the 4,460 labelled replies (all English, many of them
 one-line social replies with handles and initials) these thresholds call none foreign; on short replies
 written in German, Spanish, French, Dutch, Portuguese, Italian and Swedish they name the language
 (tests/unit/test_language.py).
