@@ -16,6 +16,7 @@ from worker.engine import Policy, load_policy
 from worker.jobs import JobStore
 from worker.journal import Journal
 from worker.routing import Router
+from worker.tasks import through_outages
 
 BACKFILL_CHUNK = bootstrap.BACKFILL_CHUNK
 
@@ -45,5 +46,8 @@ def _deps() -> ChunkDeps:
 @app.task(name=BACKFILL_CHUNK, bind=True, max_retries=5, autoretry_for=(SoftTimeLimitExceeded,),
           retry_backoff=True)
 def backfill_chunk(self: Task, job_id: str, index: int) -> str:
+    # Through an outage, as the event tasks: a chunk whose task raised on a Redis error was acknowledged as
+    # failed and lost, and a producer waiting for room (`--wait`) then waited for it for ever. A chunk runs
+    # once whatever the number of its copies, so running it again from the start is safe.
     with logs.task_context(task_id=self.request.id):
-        return process_chunk(job_id, int(index), _deps())
+        return through_outages(lambda: process_chunk(job_id, int(index), _deps()))

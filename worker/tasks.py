@@ -54,7 +54,7 @@ def handle_event(self: Task, payload: Any, busy: int = 0) -> str:
     # Waits for another worker's claim on the ticket (a crashed worker's lasts until it expires) are
     # retries too, but they must not use up the reply's order-wait attempts: `busy` counts them.
     with logs.task_context(task_id=self.request.id):
-        outcome = _through_outages(
+        outcome = through_outages(
             lambda: pipeline.handle_event(payload, _deps(), attempt=self.request.retries - busy))
     if outcome.status == "busy":
         return _finish(self, outcome.status, outcome.retry_in, kwargs={"busy": busy + 1})
@@ -69,15 +69,16 @@ def deliver(self: Task, job: dict[str, Any]) -> str:
     # the job counts them, and the attempt number leaves them out.
     throttled = int(job.get("throttled", 0)) if isinstance(job, dict) else 0
     with logs.task_context(task_id=self.request.id):
-        outcome = _through_outages(
+        outcome = through_outages(
             lambda: pipeline.deliver(job, _deps(), attempt=self.request.retries - throttled))
     if outcome.status in ("throttled", "busy"):
         return _finish(self, outcome.status, outcome.retry_in, args=[{**job, "throttled": throttled + 1}])
     return _finish(self, outcome.status, outcome.retry_in)
 
 
-def _through_outages(run: Callable[[], T]) -> T:
-    """Run a handler again, inside the same task, while Redis is away (a restart, a failover).
+def through_outages(run: Callable[[], T]) -> T:
+    """Run a handler again, inside the same task, while Redis is away (a restart, a failover); every task's
+    body goes through it (the backfill chunk's too).
 
     Raising would make Celery acknowledge the message as failed and lose it; rejecting it during the
     outage can take down the worker's consumer. Handlers are idempotent, so running one again from the

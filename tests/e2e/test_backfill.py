@@ -44,12 +44,13 @@ def _cli(*args: str, env: dict[str, str]) -> Proc:
     return spawn([venv_bin("apology-worker"), "backfill", *args], env=python_env(**env), cwd=ROOT)
 
 
-def _finish(proc: Proc, timeout: float = 50.0) -> int:
+def _finish(proc: Proc, timeout: float = 50.0, worker: Proc | None = None) -> int:
     try:
         return proc.popen.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.stop(signal.SIGKILL)
-        raise AssertionError(f"backfill did not finish within {timeout}s:\n{proc.output()}") from None
+        seen = f"\nthe worker's last lines:\n{worker.output()}" if worker is not None else ""
+        raise AssertionError(f"backfill did not finish within {timeout}s:\n{proc.output()}{seen}") from None
 
 
 def _output(out: Path) -> Counter[tuple[str, str]]:
@@ -99,7 +100,7 @@ def test_redis_restarted_mid_job_the_producer_waits_and_finishes(
         expected: Counter[tuple[str, str]], tmp_path: Path) -> None:
     env, store, jid = setup
     out = tmp_path / "out"
-    with celery_worker(env, concurrency=1, name="w-outage"):
+    with celery_worker(env, concurrency=1, name="w-outage") as worker:
         producer = _cli("start", str(history), "--output", str(out), "--chunk-replies", str(CHUNK),
                         "--max-pending", "3", "--wait", "--interval", "1", env=env)
         wait_until(lambda: store.get(jid) is not None and _job(store, jid).enqueued >= 5, timeout=30,
@@ -110,7 +111,7 @@ def test_redis_restarted_mid_job_the_producer_waits_and_finishes(
                    timeout=60, what="the producer notices the outage")
         redis_srv.start()
         # The same producer, never restarted, finishes the job: no `backfill resume`.
-        assert _finish(producer, timeout=90) == 0, producer.output()
+        assert _finish(producer, timeout=90, worker=worker) == 0, producer.output()
     assert "Redis is back" in producer.output()
     job = _job(store, jid)
     assert job.state == "done" and job.complete

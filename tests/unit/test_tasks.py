@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+import redis
 
-from worker import tasks
+from worker import backfill_tasks, tasks
 from worker.pipeline import DeliveryOutcome, EventOutcome
 
 REAL_DEPS = tasks._deps  # the fixture below stands it in for every other test
@@ -83,3 +84,21 @@ def test_the_threads_of_a_thread_pool_build_the_dependencies_once(monkeypatch: p
     for t in workers:
         t.join()
     assert len(builds) == 1 and len(seen) == threads and len({id(d) for d in seen}) == 1
+
+
+def test_a_backfill_chunk_rides_out_a_redis_outage_instead_of_failing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk task that raised on a Redis error was acknowledged as failed and lost: nothing sent it again,
+    and a producer waiting for room waited for ever (seen once in CI, Redis restarted mid-job)."""
+    calls: list[int] = []
+
+    def flaky_chunk(job_id: str, index: int, deps: Any) -> str:
+        calls.append(index)
+        if len(calls) < 3:
+            raise redis.ConnectionError("Connection refused")
+        return "done"
+
+    monkeypatch.setattr(backfill_tasks, "process_chunk", flaky_chunk)
+    monkeypatch.setattr(backfill_tasks, "_deps", lambda: None)
+    result = backfill_tasks.backfill_chunk.apply(args=["bf-1", 7])
+    assert result.successful() and result.get() == "done"
+    assert calls == [7, 7, 7]
