@@ -41,7 +41,7 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 @lru_cache(maxsize=1)
 def _model() -> Any:
-    """The model, loaded once per process (the worker warms it up before its pool forks)."""
+    """The model, loaded once per process (a worker's warm-up loads it before the first task)."""
     return fasttext.load_model(str(MODEL_FILE))
 
 
