@@ -3,16 +3,18 @@ in process (producer and chunk service) including a producer stopped half way an
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import fakeredis
 import pytest
+from rich.console import Console
 
 from tests.support.histories import write_history
 from worker.backfill import BadLine, job_id, shard_path
 from worker.backfill_service import ChunkDeps, process_chunk
-from worker.cli.backfill_cmd import produce
+from worker.cli.backfill_cmd import produce, watch
 from worker.engine import Policy, review_history
 from worker.jobs import JobStore
 from worker.models import TicketHistory
@@ -352,3 +354,29 @@ def test_the_producer_runs_again_once_redis_is_back_and_gives_up_after_its_patie
     with pytest.raises(redis.ConnectionError):
         _riding_out(down, gone, "bf-2", said.append, patience=0.5)
     assert said[-1].startswith("backfill bf-2: Redis unreachable")
+
+
+def test_the_progress_says_once_when_no_chunk_finishes_and_what_to_do(store: JobStore) -> None:
+    """A `--wait` job whose chunk message was lost (or that has no worker) waited in silence."""
+    _create(store)
+    for index in range(3):
+        store.add_chunk("bf-1", index, 10, b"c", f"f:{index}")
+    store.finish_chunk("bf-1", 0, 10, 10)
+    said: list[str] = []
+    rounds: list[int] = []
+
+    def stop() -> bool:  # a few looks after the notice, to see it is said once
+        if said:
+            rounds.append(1)
+        return len(rounds) > 3
+
+    watch("bf-1", store, stop, stall=0.0, say=said.append, console=Console(file=io.StringIO()), interval=3600)
+    assert len(said) == 1
+    assert "no chunk has finished" in said[0] and "2 sent are not done" in said[0]
+    assert "apology-worker backfill resume bf-1" in said[0]
+
+    store.finish_chunk("bf-1", 1, 10, 10)  # progress: a later stall is said again; a finished job says nothing
+    store.finish_chunk("bf-1", 2, 10, 10)
+    store.end_reading("bf-1", 3)
+    watch("bf-1", store, lambda: False, stall=0.0, say=said.append, console=Console(file=io.StringIO()))
+    assert len(said) == 1

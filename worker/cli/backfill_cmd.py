@@ -50,6 +50,7 @@ ROOM_POLL_MIN, ROOM_POLL_MAX = 0.05, 0.5  # seconds between looks at the job whi
 # Seconds the producer and its progress wait for Redis to come back (a restart replaying its append-only file,
 # a failover) before giving up with exit 2; the workers wait for ever (broker_connection_max_retries=None).
 OUTAGE_PATIENCE = 300.0
+STALL_NOTICE = 120.0  # seconds without a finished chunk before the progress says the job looks stuck
 T = TypeVar("T")
 
 
@@ -351,12 +352,18 @@ class _RateColumn(ProgressColumn):
 
 
 def watch(jid: str, store: JobStore, stop: Any = lambda: False, *, interval: float = 10.0,
-          console: Console | None = None) -> Job:
-    """Show the job's progress until it is done or cancelled (or `stop()`); return its final state."""
+          console: Console | None = None, stall: float = STALL_NOTICE, say: Callable[[str], None] | None = None) -> Job:
+    """Show the job's progress until it is done or cancelled (or `stop()`); return its final state.
+
+    A job on which no chunk has finished for `stall` seconds gets one line saying what to do: a chunk whose
+    message was lost (a worker killed between taking it off the queue and recording it) is sent again by the
+    workers' journal sweep only after its safe age, and with no worker running nothing moves at all.
+    """
     console = console or Console(stderr=True)
     pause = threading.Event()
     job = store.get(jid)
     assert job is not None
+    stalled = _Stall(jid, stall, say or _say)
     if console.is_terminal:
         columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TaskProgressColumn(), _RateColumn(), TimeElapsedColumn(), TextColumn("ETA"),
@@ -370,6 +377,7 @@ def watch(jid: str, store: JobStore, stop: Any = lambda: False, *, interval: flo
                            description=f"{jid} {job.state}")
                 if job.state in ("done", "cancelled") or stop():
                     return job
+                stalled.check(job)
                 pause.wait(0.25)
     started, last = time.monotonic(), 0.0
     first_done = job.replies_done
@@ -389,7 +397,32 @@ def watch(jid: str, store: JobStore, stop: Any = lambda: False, *, interval: flo
                   f"{rate:,.0f} replies/s, ETA {eta}", file=sys.stderr, flush=True)
         if finished:
             return job
+        stalled.check(job)
         pause.wait(0.25)
+
+
+class _Stall:
+    """Says once, while no chunk finishes for `after` seconds, that the job is stuck and what to do."""
+
+    def __init__(self, jid: str, after: float, say: Callable[[str], None]) -> None:
+        self.jid, self.after, self.say = jid, after, say
+        self.done, self.since, self.said = -1, time.monotonic(), False
+
+    def check(self, job: Job) -> None:
+        now = time.monotonic()
+        if job.done != self.done:
+            self.done, self.since, self.said = job.done, now, False
+            return
+        if (self.said or now - self.since < self.after or job.state in ("done", "cancelled")
+                or job.enqueued <= job.done):
+            return
+        self.said = True
+        sweep = bootstrap.settings().reconcile_after / 60
+        self.say(f"backfill {self.jid}: no chunk has finished for {now - self.since:.0f} s; {job.enqueued - job.done} "
+                 f"sent are not done. With no worker running (`celery -A worker.app worker`), start one. If the "
+                 f"workers are idle, a chunk's message was lost (a worker killed as it took it): the workers send "
+                 f"it again {sweep:.0f} minutes after it was due, or `apology-worker backfill resume {self.jid}` "
+                 "sends the unfinished chunks now.")
 
 
 def _print_status(job: Job, store: JobStore) -> None:
