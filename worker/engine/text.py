@@ -244,7 +244,7 @@ class _OffsetHTMLParser(HTMLParser):
             self.mask_depth += 1
         elif self.mask_tag is None and _is_quote(tag, attrs):
             self.mask_tag, self.mask_depth = tag, 1
-        if any(key in ("class", "id") and value and _QUOTE_TO_END.search(value) for key, value in attrs):
+        if _marked(attrs, _QUOTE_TO_END):
             self.mask_rest = True
         if tag in _BLOCK_TAGS:
             pos = self._pos()
@@ -294,6 +294,9 @@ class _OffsetHTMLParser(HTMLParser):
 
 
 def _is_quote(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
-    if tag == "blockquote":
-        return True
-    return any(key in ("class", "id") and value and _QUOTE_CLASSES.search(value) for key, value in attrs)
+    return tag == "blockquote" or _marked(attrs, _QUOTE_CLASSES)
+
+
+def _marked(attrs: list[tuple[str, str | None]], names: re.Pattern[str]) -> bool:
+    """Whether an element's class or id names one of `names` (how mail clients label quotes)."""
+    return any(key in ("class", "id") and value and names.search(value) for key, value in attrs)
