@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -26,21 +27,21 @@ def _policy(spec: str | None) -> Policy:
     return load_policy(spec)
 
 
-@cache
-def _router() -> Router:
-    return bootstrap.router(settings)
+_router: Callable[[], Router] = bootstrap.once(lambda: bootstrap.router(settings))
 
 
 def _send_delivery(job: dict[str, Any], countdown: float) -> None:
     bootstrap.send_delivery(job, app, countdown=countdown or None)
 
 
-@cache
-def _deps() -> ChunkDeps:
-    # Built on first use in each pool process, after the fork (sockets are not shared across it).
+def _build_deps() -> ChunkDeps:
     client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
     return ChunkDeps(JobStore(client), _policy, _router, _send_delivery,
                      Journal(client, ttl=settings.journal_ttl_seconds))
+
+
+# Built on first use in each pool process, after the fork, once whatever the pool (bootstrap.once).
+_deps = bootstrap.once(_build_deps)
 
 
 @app.task(name=BACKFILL_CHUNK, bind=True, max_retries=5, autoretry_for=(SoftTimeLimitExceeded,),

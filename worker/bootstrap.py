@@ -7,10 +7,12 @@ so tests can hand the service layer fakes without patching.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import redis
@@ -35,6 +37,7 @@ BACKFILL_CHUNK = "apology.backfill_chunk"
 TASKS: dict[Kind, str] = {"event": HANDLE_EVENT, "delivery": DELIVER, "chunk": BACKFILL_CHUNK}  # by journal kind
 # Redis (the stores or the broker) away for a moment, as in a restart or a failover: what tasks run again
 # (worker.tasks) and producers wait out (worker.cli.backfill_cmd) instead of failing.
+T = TypeVar("T")
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OperationalError)
 
 
@@ -50,6 +53,28 @@ def outage_pauses(patience: float) -> Iterator[float]:
             pause = min(pause * 2, 2.0)
 
     return pauses()
+
+
+def once(build: Callable[[], T], lock: AbstractContextManager[Any] | None = None) -> Callable[[], T]:
+    """`build()` run once per process, by whichever thread asks first, the others waiting for it.
+
+    functools.cache lets every thread that asks before the first build ends run its own: a thread-pool
+    worker's (the Procfile's deliverer) 32 threads each compiled the policy and opened their own Redis and
+    HTTP pools on their first task. Call it after the fork (sockets are not shared across one).
+    """
+    built: list[T] = []
+    guard = lock if lock is not None else threading.Lock()
+
+    def get() -> T:
+        if not built:
+            with guard:
+                if not built:
+                    built.append(build())
+        return built[0]
+
+    return get
+
+
 log = logs.get_logger("worker.bootstrap")
 
 

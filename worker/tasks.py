@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,19 +17,9 @@ T = TypeVar("T")
 log = logs.get_logger("worker.tasks")
 
 
-_built: list[pipeline.Deps] = []
-_building = threading.Lock()
-
-
-def _deps() -> pipeline.Deps:
-    """Built once per process, after the fork (sockets are not shared across it). Under a lock: the threads
-    of a thread-pool worker (the Procfile's deliverer) would otherwise all build their own on their first
-    task, each compiling the policy, a third of that worker's CPU in the first second of every start."""
-    if not _built:
-        with _building:
-            if not _built:
-                _built.append(bootstrap.deps(settings, lambda job: bootstrap.send_delivery(job, app)))
-    return _built[0]
+# Built once per process, after the fork, whichever of a thread pool's threads asks first (bootstrap.once).
+_deps: Callable[[], pipeline.Deps] = bootstrap.once(
+    lambda: bootstrap.deps(settings, lambda job: bootstrap.send_delivery(job, app)))
 
 
 @signals.worker_process_init.connect

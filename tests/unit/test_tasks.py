@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 import redis
 
-from worker import backfill_tasks, tasks
+from worker import backfill_tasks, bootstrap, tasks
 from worker.pipeline import DeliveryOutcome, EventOutcome
-
-REAL_DEPS = tasks._deps  # the fixture below stands it in for every other test
 
 
 def _scripted(outcomes: Sequence[Any], attempts: list[int]) -> Callable[..., Any]:
@@ -50,8 +48,9 @@ def test_throttled_and_busy_waits_do_not_use_up_a_deliverys_attempts(monkeypatch
     assert attempts == [0, 0, 1, 1]  # only the failed try counted
 
 
-def test_the_threads_of_a_thread_pool_build_the_dependencies_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The deliverer's 32 threads take their first tasks at once; each used to compile the policy."""
+def test_the_threads_of_a_thread_pool_build_the_dependencies_once() -> None:
+    """The deliverer's 32 threads take their first tasks at once; each used to compile the policy. Every
+    task module's dependencies (tasks._deps, backfill_tasks._deps and _router) are built by bootstrap.once."""
     threads = 16
     arrived = threading.Event()  # every thread has asked for the dependencies
     attempts: list[int] = []
@@ -69,16 +68,14 @@ def test_the_threads_of_a_thread_pool_build_the_dependencies_once(monkeypatch: p
 
     builds: list[int] = []
 
-    def slow_build(*_: Any) -> object:
+    def slow_build() -> object:
         builds.append(1)
         arrived.wait(timeout=10)  # the build is under way while the other threads arrive
         return object()
 
-    monkeypatch.setattr(tasks.bootstrap, "deps", slow_build)
-    monkeypatch.setattr(tasks, "_built", [])
-    monkeypatch.setattr(tasks, "_building", CountingLock())
+    deps = bootstrap.once(slow_build, lock=CountingLock())
     seen: list[object] = []
-    workers = [threading.Thread(target=lambda: seen.append(REAL_DEPS())) for _ in range(threads)]
+    workers = [threading.Thread(target=lambda: seen.append(deps())) for _ in range(threads)]
     for t in workers:
         t.start()
     for t in workers:
