@@ -57,6 +57,26 @@ def test_quoted_earlier_email_and_signature_are_blanked_in_place() -> None:
     assert "Acme Support" not in doc.text
 
 
+def test_the_last_line_of_a_reply_stays_when_a_quoted_email_follows_it() -> None:
+    # No signature between the reply and the quoted email: the library's cut falls at the end of the
+    # reply's last line, which is still the agent's (it was once blanked with the quote).
+    body = ("Hi Dana,\n\nSorry the parcel was late. I have refunded you.\n\n"
+            "On 12 Nov 2026, at 10:14, Dana Lee <dana@example.com> wrote:\n\nWhere is it? My lawyer says\n")
+    text = prepare(body).text
+    assert "Sorry the parcel was late. I have refunded you." in text
+    assert "wrote" not in text and "lawyer" not in text
+
+
+def test_plain_text_outlook_and_wrapped_reply_headers_start_the_quoted_email() -> None:
+    outlook = ("Refund done.\n\n-----Original Message-----\nFrom: Dana <d@example.com>\n"
+               "Sent: Monday, November 9, 2026 9:00 AM\nTo: Support\nSubject: sorry\n\nSorry, my lawyer says")
+    wrapped = ("Refund issued.\n\nOn Mon, 9 Nov 2026 at 09:00, Dana Smith <dana.smith@example.co.uk>\n"
+               "wrote:\nsorry, this is my lawyer's letter")
+    for body in (outlook, wrapped):
+        text = prepare(body).text
+        assert text.split() == [body.split()[0], body.split()[1]]  # only "Refund done." / "Refund issued."
+
+
 def test_single_line_reply_is_never_blanked() -> None:
     body = "Thanks, and sorry again for the wait on your order."
     assert prepare(body).text == body

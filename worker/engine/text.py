@@ -39,7 +39,7 @@ _QUOTED_LINE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
 # A phrase in double quotes inside one line: the agent citing someone else's words.
 _QUOTED_PHRASE = re.compile(r'"[^"\n]{1,300}"')
 _MAIL_CUES = re.compile(
-    r"^[ \t]*(?:on\b.{0,200}\bwrote:|from:|sent:|-{2,}|_{5,}|sent from my|get outlook|"
+    r"^[ \t]*(?:on\b.{0,200}(?:\n.{0,80})?\bwrote:|from:|sent:|-{2,}|_{5,}|sent from my|get outlook|"
     r"(?:best|kind|warm(?:est)?|many)?[ \t]*regards|thanks,|thank you,|best,|cheers,|sincerely|"
     r"all the best|disclaimer|confidential)",
     re.IGNORECASE | re.MULTILINE,
@@ -155,15 +155,17 @@ def _cut_quoted_reply_and_signature(text: str) -> str:
         return text
     normalised = message.text
     lines = text.split("\n")
-    if normalised.count("\n") != len(lines) - 1:
-        return text  # the library re-flowed lines; keep everything rather than guess
     first = message.replies[0]
     cut = _first_reply_end(normalised, first.content, first.signatures, len(message.replies) > 1)
     if cut is None:
         return text
-    line_no = normalised.count("\n", 0, cut)
+    # Blank from the line the cut starts: a signature's own line, or the line after the reply's last one
+    # (the reply's text ends mid-line, right before its line break, and that line is still the agent's).
+    line_no = normalised.count("\n", 0, cut) + (0 if cut == 0 or normalised[cut - 1] == "\n" else 1)
     if line_no == 0:
         return text  # never blank the opening line: a one-line reply is all reply
+    if normalised.split("\n", line_no)[:line_no] != [line.strip() for line in lines[:line_no]]:
+        return text  # the library re-flowed lines before the cut; keep everything rather than guess
     offset = sum(len(line) + 1 for line in lines[:line_no])
     return text[:offset] + _spaces(text[offset:])
 
