@@ -77,6 +77,22 @@ def test_plain_text_outlook_and_wrapped_reply_headers_start_the_quoted_email() -
         assert text.split() == [body.split()[0], body.split()[1]]  # only "Refund done." / "Refund issued."
 
 
+def test_a_mail_footers_legal_notice_is_not_the_writers_words() -> None:
+    plain = ("We have refunded you.\n\nSam\n\nThis email and any attachments are confidential and intended "
+             "solely for the addressee. If received in error, we apologise; please delete it.")
+    html = ("<p>We have refunded you.</p><hr><p style='font-size:8pt'>CONFIDENTIALITY NOTICE: if you have "
+            "received this message in error we apologise for any inconvenience.</p>")
+    for body, fmt in ((plain, "text"), (html, "html")):
+        text = prepare(body, fmt).text
+        assert "We have refunded you." in text
+        assert "apologise" not in text and "confidential" not in text.lower()
+
+
+def test_a_message_that_is_only_a_notice_keeps_its_words() -> None:
+    body = "This message is confidential: sorry, I sent it to the wrong customer. Please delete it."
+    assert prepare(body).text == body
+
+
 def test_single_line_reply_is_never_blanked() -> None:
     body = "Thanks, and sorry again for the wait on your order."
     assert prepare(body).text == body

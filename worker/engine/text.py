@@ -44,6 +44,18 @@ _MAIL_CUES = re.compile(
     r"all the best|disclaimer|confidential)",
     re.IGNORECASE | re.MULTILINE,
 )
+# A mail footer's legal notice, from the line it starts on: "This email and any attachments are
+# confidential ...", "CONFIDENTIALITY NOTICE: ...", "If you have received this message in error, we apologise
+# ...". mail-parser-reply knows only notices headed "Disclaimer:" or "Confidential:"; the rest were read as
+# the agent's words (an apology, a lawyer) in every email they ended.
+_DISCLAIMER = re.compile(
+    r"^[ \t*_]*(?:(?:confidentiality|privacy|legal|important|email|e-mail)\s+(?:notice|note|statement|disclaimer|"
+    r"warning)\b|disclaimer\b|confidential(?:ity)?\s*:|"
+    r"(?:this|the\s+information\s+(?:contained\s+)?in\s+this|the\s+contents?\s+of\s+this)\s+"
+    r"(?:e-?mail|message|communication|transmission)\b[^\n]{0,80}?\b(?:confidential|privileged|intended\s+"
+    r"(?:solely|only|exclusively)?\s*for)\b|"
+    r"if\s+you\s+(?:have\s+)?(?:received|are\s+not\s+the\s+intended)\b[^\n]{0,60}?\b(?:in\s+error|recipient)\b)",
+    re.IGNORECASE | re.MULTILINE)
 _MAIL_PARSER_MAX_CHARS = 20_000
 _MAIL_PARSER_MAX_LINES = 300
 _REPLY_HEADER = re.compile(
@@ -125,6 +137,7 @@ def prepare(body: str, fmt: str = "text") -> Prepared:
         text = text.translate(_FOLD)
     text = _blank(text, _QUOTED_LINE)
     text = _cut_quoted_reply_and_signature(text)
+    text = _cut_disclaimer(text)
     text = _blank(text, _QUOTED_PHRASE)
     bounds = [m.end() for m in _SENTENCE_END.finditer(text)]
     return Prepared(body=body, text=text, starts=starts, ends=ends, sentence_bounds=bounds)
@@ -168,6 +181,15 @@ def _cut_quoted_reply_and_signature(text: str) -> str:
         return text  # the library re-flowed lines before the cut; keep everything rather than guess
     offset = sum(len(line) + 1 for line in lines[:line_no])
     return text[:offset] + _spaces(text[offset:])
+
+
+def _cut_disclaimer(text: str) -> str:
+    """Blank a mail footer's legal notice and everything after it (the rest of the footer, or the quoted
+    email below). Not when it is where the text starts: then it is what the writer chose to say."""
+    m = _DISCLAIMER.search(text)
+    if m is None or not text[:m.start()].strip():
+        return text
+    return text[:m.start()] + _spaces(text[m.start():])
 
 
 @lru_cache(maxsize=1)
