@@ -89,6 +89,10 @@ class Context(_Model):
     frustration: float = Field(ge=0.0, le=1.0)
     legal_risk: bool
     customer_message_id: str | None = None
+    # The newest customer message's language, when the policy checks languages and had to ask (the lexicon
+    # read nothing in it) and the text was long enough to tell; a language the policy does not read adds
+    # nothing to the three readings above.
+    language: str | None = None
 
 
 class Signals(_Model):

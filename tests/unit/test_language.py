@@ -1,4 +1,5 @@
-"""A reply in a language the policy does not read is not judged: one finding says so, and nothing else."""
+"""A reply in a language the policy does not read is not judged: one finding says so, and nothing else. A
+customer message in one is left out of the context, and a finding says the reply was judged without it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.conftest import ROOT, agent, customer, ticket
 from worker.cli import main
 from worker.corpus import load_corpus
 from worker.engine import load_policy, read_reply, review_reply
-from worker.engine.review import UNREAD_LANGUAGE
+from worker.engine.review import UNREAD_CUSTOMER_LANGUAGE, UNREAD_LANGUAGE
 from worker.engine.signals.language import language
 from worker.errors import PolicyError
 
@@ -38,6 +39,39 @@ def test_a_reply_in_another_language_is_named_and_not_judged(code: str) -> None:
     assert FOREIGN[code][finding.span[0]:finding.span[1]] == finding.excerpt != ""
     assert (verdict.action, verdict.score) == ("none", 100)
     assert verdict.signals.apology == "none" and not verdict.signals.solution
+
+
+ENGLISH_REPLY = "I'm sorry about that. I've refunded the order today and you'll see it in 3 days."
+
+
+@pytest.mark.parametrize("code", sorted(FOREIGN))
+def test_a_customer_message_in_another_language_is_left_out_and_named(code: str) -> None:
+    verdict = review_reply(agent(ENGLISH_REPLY), [customer(FOREIGN[code])], ticket(), load_policy("liability-aware"))
+    assert verdict.context.language == code
+    assert (verdict.context.incident, verdict.context.frustration, verdict.context.legal_risk) == ("none", 0.0, False)
+    finding = next(f for f in verdict.findings if f.rule == UNREAD_CUSTOMER_LANGUAGE)
+    assert finding.severity == "info" and f"'{code}'" in finding.message
+    assert ENGLISH_REPLY[finding.span[0]:finding.span[1]] == finding.excerpt != ""
+    assert verdict.signals.apology != "none" and verdict.signals.solution  # the reply itself is judged
+
+
+def test_an_earlier_message_the_policy_reads_still_makes_the_context() -> None:
+    earlier = [customer("My order is two weeks late and nobody answers!", "c1"),
+               customer(FOREIGN["es"], "c2", minutes=1)]
+    verdict = review_reply(agent(ENGLISH_REPLY), earlier, ticket(), load_policy("liability-aware"))
+    assert verdict.context.incident == "delay" and verdict.context.language == "es"
+    assert verdict.context.customer_message_id == "c2"
+    assert UNREAD_CUSTOMER_LANGUAGE in {f.rule for f in verdict.findings}
+
+
+def test_an_english_customer_and_a_policy_reading_every_language_draw_no_such_finding(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("name: every-language\nextends: liability-aware\nlanguages: []\n", encoding="utf-8")
+    for policy, earlier in ((load_policy(path), [customer(FOREIGN["de"])]),
+                            (load_policy("liability-aware"), EARLIER)):
+        verdict = review_reply(agent(ENGLISH_REPLY), earlier, ticket(), policy)
+        assert verdict.context.language in (None, "en")
+        assert UNREAD_CUSTOMER_LANGUAGE not in {f.rule for f in verdict.findings}
 
 
 def test_without_the_check_the_same_reply_draws_findings_it_does_not_deserve(tmp_path: Path) -> None:

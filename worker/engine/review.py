@@ -6,6 +6,7 @@ workers, the gateway and backfills all give the same verdict for the same conver
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from worker.models import Action, Context, Finding, Message, PolicyRef, Signals,
 
 MAX_CONTEXT_MESSAGES = 8
 UNREAD_LANGUAGE = "unsupported-language"  # the finding of a reply in a language the policy does not read
+# The finding of a reply whose customer wrote last in a language the policy does not read.
+UNREAD_CUSTOMER_LANGUAGE = "unsupported-customer-language"
 
 # How a suggestion names the customer's problem, by incident kind. Each names the failure or the thing
 # affected (DESIGN's test of a specific apology), so a suggestion never fails the rule that made it: `{}` is
@@ -161,13 +164,30 @@ def read_context(earlier: Sequence[Message], policy: Policy, cache: CustomerCach
         key = (ticket_id, m.id)
         reading = cache.get(key) if cache is not None else None
         if reading is None:
-            reading = read_customer_message(prepare(m.body, m.format), policy.lexicon)
+            reading = _read_customer(prepare(m.body, m.format), policy)
             if cache is not None:
                 cache[key] = reading
         readings.append(reading)
-    incident, frustration, legal = combine(readings, CUED_KINDS, policy.lexicon.incident_model)
+    # A message in a language the lexicon cannot read would read as calm and about nothing: it is left out,
+    # and the messages the policy does read (an earlier one in English) make the context alone.
+    read = [r for r in readings if policy.reads(r.language)]
+    incident, frustration, legal = combine(read, CUED_KINDS, policy.lexicon.incident_model)
     return Context(incident=incident, frustration=frustration, legal_risk=legal,
-                   customer_message_id=customers[-1].id if customers else None)
+                   customer_message_id=customers[-1].id if customers else None,
+                   language=readings[-1].language if readings else None)
+
+
+def _read_customer(doc: Prepared, policy: Policy) -> CustomerReading:
+    """One customer message, and its language when that is in doubt: a message whose words the lexicon read
+    (an incident kind, trouble, legal risk) is in the lexicon's language, and asking the language model of
+    every message cost the engine 7%; one it found nothing in may be in another."""
+    reading = read_customer_message(doc, policy.lexicon)
+    if not policy.languages or reading.kind_scores or reading.trouble or reading.legal_risk:
+        return reading
+    lang = language(doc.text)
+    if not policy.reads(lang):
+        return CustomerReading(kind_scores=(), trouble=False, legal_risk=False, frustration=0.0, language=lang)
+    return dataclasses.replace(reading, language=lang)
 
 
 def context_messages(earlier: Sequence[Message]) -> list[Message]:
@@ -205,6 +225,8 @@ def review_reply(reply: Message, earlier: Sequence[Message], ticket: Ticket, pol
     fired = [r for r in profile.rules if (exempt != "all" and r.id not in exempt) and r.condition(facts)]
     problem = _problem(context.incident, earlier) if any(_names_problem(r) for r in fired) else ""
     findings = [_finding(r, reading, context, ticket, profile, earlier, problem) for r in fired]
+    if not policy.reads(context.language):
+        findings.append(_customer_not_read(reading, policy, context.language))
     outcome = score_and_action(
         [f.severity for f in findings], policy.weights,
         profile.actions.escalate.min_severity, profile.actions.escalate.score_below,
@@ -231,6 +253,20 @@ def _not_read(reading: ReplyReading, policy: Policy) -> Finding:
         rule=UNREAD_LANGUAGE, severity="info",
         message=(f"Not reviewed: the reply reads as language '{reading.signals.language}', and this policy "
                  f"reads {', '.join(repr(code) for code in policy.languages)} only (policy `languages`)."),
+        span=(start, end), excerpt=doc.body[start:end],
+    )
+
+
+def _customer_not_read(reading: ReplyReading, policy: Policy, lang: str | None) -> Finding:
+    """Says the reply was judged without what the customer last wrote, so a lead does not take the quiet
+    context (no incident, no frustration, no legal risk from that message) for a calm customer."""
+    doc = reading.doc
+    start, end = doc.span(*_first_sentence(doc))
+    return Finding(
+        rule=UNREAD_CUSTOMER_LANGUAGE, severity="info",
+        message=(f"The customer's latest message reads as language '{lang}', and this policy reads "
+                 f"{', '.join(repr(code) for code in policy.languages)} only (policy `languages`): the reply "
+                 "was judged without it, so rules about the customer's situation may not have fired."),
         span=(start, end), excerpt=doc.body[start:end],
     )
 

@@ -33,7 +33,10 @@ _LABEL = "__label__"
 # make it English without asking the model, which is most of the cost of this check.
 _ENGLISH = frozenset({"the", "and", "you", "your", "you're", "you've", "with", "have", "please", "thanks", "thank",
                       "sorry", "this", "that", "our", "we're", "we've", "i'm", "i've", "it's", "can't", "don't",
-                      "what", "which", "would", "could", "should", "been", "from", "about", "just", "there"})
+                      "what", "which", "would", "could", "should", "been", "from", "about", "just", "there",
+                      # ... and the customer's side ("why", "still", "didn't"; not "my": Polish for "we").
+                      "not", "but", "it", "why", "how", "when", "where", "they", "got", "get", "did", "didn't",
+                      "isn't", "won't", "still", "because", "want", "need", "if", "who"})
 ENGLISH_AT = 3
 ENGLISH_IN = 160  # characters of the opening the shortcut reads
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")

@@ -33,6 +33,7 @@ class CustomerReading:
     frustration: float
     closing: bool = False  # "ok thanks, all sorted": the customer has closed the matter
     incident_evidence: Evidence | None = None  # for the incident model, when the lexicon has one
+    language: str | None = None  # as the policy's language check named it (None: not checked or too short)
 
 
 def read_customer_message(doc: Prepared, lex: Lexicon) -> CustomerReading:
