@@ -12,7 +12,7 @@ from tests.conftest import ROOT, agent, customer, ticket
 from worker.cli import main
 from worker.corpus import load_corpus
 from worker.engine import load_policy, read_reply, review_reply
-from worker.engine.review import UNREAD_CUSTOMER_LANGUAGE, UNREAD_LANGUAGE
+from worker.engine.review import UNREAD_CUSTOMER_LANGUAGE, UNREAD_LANGUAGE, read_context
 from worker.engine.signals.language import language
 from worker.errors import PolicyError
 
@@ -102,9 +102,10 @@ def test_too_short_to_tell_is_read_in_the_policy_language(text: str) -> None:
     assert language(text) is None
 
 
-def test_no_labelled_english_reply_is_called_foreign() -> None:
-    """Every reply of every labelled set (4,460 by 27 authors, many one-line social replies with handles,
-    initials and names) is English: a reply called foreign would go unjudged."""
+def test_no_labelled_english_reply_or_customer_is_called_foreign() -> None:
+    """Every message of every labelled set (4,780 replies by 29 authors, many one-line social replies with
+    handles, initials and names, and the customers' messages before them) is English: a reply called
+    foreign would go unjudged, a customer's message left out of the context."""
     policy = load_policy("liability-aware")
     corpus = ROOT / "tests" / "corpus"
     called = {}
@@ -113,9 +114,11 @@ def test_no_labelled_english_reply_is_called_foreign() -> None:
         for item in load_corpus(path):
             replies += 1
             lang = read_reply(item.history.messages[-1], policy).signals.language
-            if not policy.reads(lang):
-                called[item.id] = lang
-    assert replies >= 4460 and called == {}
+            customer_lang = read_context(item.history.messages[:-1], policy).language
+            for side, code in (("reply", lang), ("customer", customer_lang)):
+                if not policy.reads(code):
+                    called[f"{item.id} {side}"] = code
+    assert replies >= 4780 and called == {}
 
 
 def test_a_language_code_that_is_not_one_fails_with_file_line_and_field(tmp_path: Path) -> None:
