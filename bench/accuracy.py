@@ -101,7 +101,8 @@ def _score_rules(policy: Policy, item: Item, verdict: Verdict, counts: dict[str,
     gold_facts = {
         "apology": g["apology"], "apology_stance": g["apology_stance"], "apology_count": g["apology_count"],
         **{k: g[k] for k in BINARY}, "incident": g["incident"],
-        "frustration": verdict.context.frustration,
+        "frustration": verdict.context.frustration, "customer_language": verdict.context.language,
+        "language": verdict.signals.language,
         "response_minutes": response_minutes(msgs[-1], msgs[:-1]),
     }
     profile = policy.profile_for(item.history.ticket.team, item.history.ticket.channel, item.history.ticket.tags)

@@ -142,6 +142,19 @@ def test_a_rule_can_test_the_language(tmp_path: Path) -> None:
     assert english.signals.language == "en" and english.findings == []
 
 
+def test_a_rule_can_test_the_customers_language(tmp_path: Path) -> None:
+    # A team that reads Spanish customers itself routes those tickets to a supervisor.
+    path = tmp_path / "policy.yaml"
+    path.write_text("name: route-spanish\nrules:\n  - id: spanish-customer\n    severity: critical\n"
+                    "    when: {customer_language: {in: [es]}}\n    message: \"Spanish-speaking customer\"\n",
+                    encoding="utf-8")
+    policy = load_policy(path)
+    spanish = review_reply(agent(ENGLISH_REPLY), [customer(FOREIGN["es"])], ticket(), policy)
+    german = review_reply(agent(ENGLISH_REPLY), [customer(FOREIGN["de"])], ticket(), policy)
+    assert "spanish-customer" in {f.rule for f in spanish.findings} and spanish.action == "escalate"
+    assert "spanish-customer" not in {f.rule for f in german.findings}
+
+
 def test_review_says_how_many_replies_it_could_not_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     def line(tid: str, body: str) -> str:
         return json.dumps({"ticket": {"id": tid}, "messages": [

@@ -287,7 +287,8 @@ def review_history(history: TicketHistory, policy: Policy) -> Iterator[Verdict]:
 def _facts(signals: Signals, context: Context, ticket: Ticket, profile: Profile, reply: Message,
            earlier: Sequence[Message], doc: Prepared) -> dict[str, Any]:
     facts: dict[str, Any] = signals.model_dump()
-    facts.update(incident=context.incident, frustration=context.frustration, legal_risk=context.legal_risk)
+    facts.update(incident=context.incident, frustration=context.frustration, legal_risk=context.legal_risk,
+                 customer_language=context.language)
     sla = profile.sla.response_minutes
     facts["sla_breached"] = bool(sla is not None and signals.response_minutes is not None
                                  and signals.response_minutes > sla)

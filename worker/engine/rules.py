@@ -26,7 +26,7 @@ ENUMS: dict[str, tuple[Any, ...]] = {
 BOOLS = frozenset({"liability_admission", "blame", "empathy", "solution", "prevention", "legal_risk",
                    "sla_breached", "first_reply"})
 NUMBERS = frozenset({"apology_count", "frustration", "response_minutes", "reply_words"})
-STRINGS = frozenset({"channel", "team", "tags", "language"})
+STRINGS = frozenset({"channel", "team", "tags", "language", "customer_language"})
 FIELDS = frozenset(ENUMS) | BOOLS | NUMBERS | STRINGS
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
