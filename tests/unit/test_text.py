@@ -93,6 +93,13 @@ def test_a_message_that_is_only_a_notice_keeps_its_words() -> None:
     assert prepare(body).text == body
 
 
+def test_an_agents_own_notes_are_not_a_footer() -> None:
+    for body in ("Thanks Dana.\n\nImportant note: sorry, the refund takes 5 days to reach your card.",
+                 "Thanks.\nThis message is intended for customers who ordered before May: sorry for the wait.",
+                 "Refunded.\nDisclaimers are not my favourite thing, sorry."):
+        assert prepare(body).text == body
+
+
 def test_single_line_reply_is_never_blanked() -> None:
     body = "Thanks, and sorry again for the wait on your order."
     assert prepare(body).text == body

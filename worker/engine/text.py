@@ -48,12 +48,13 @@ _MAIL_CUES = re.compile(
 # confidential ...", "CONFIDENTIALITY NOTICE: ...", "If you have received this message in error, we apologise
 # ...". mail-parser-reply knows only notices headed "Disclaimer:" or "Confidential:"; the rest were read as
 # the agent's words (an apology, a lawyer) in every email they ended.
+# ("Important note:" is left alone: agents head their own key point with it.)
 _DISCLAIMER = re.compile(
-    r"^[ \t*_]*(?:(?:confidentiality|privacy|legal|important|email|e-mail)\s+(?:notice|note|statement|disclaimer|"
-    r"warning)\b|disclaimer\b|confidential(?:ity)?\s*:|"
+    r"^[ \t*_]*(?:(?:confidentiality|legal|email|e-mail)\s+(?:notice|statement|disclaimer|warning)\b|"
+    r"disclaimer[ \t]*(?::|$)|confidential(?:ity)?\s*:|"
     r"(?:this|the\s+information\s+(?:contained\s+)?in\s+this|the\s+contents?\s+of\s+this)\s+"
     r"(?:e-?mail|message|communication|transmission)\b[^\n]{0,80}?\b(?:confidential|privileged|intended\s+"
-    r"(?:solely|only|exclusively)?\s*for)\b|"
+    r"(?:solely|only|exclusively)\s+for|intended\s+for\s+the\s+(?:named\s+)?(?:addressee|recipient))\b|"
     r"if\s+you\s+(?:have\s+)?(?:received|are\s+not\s+the\s+intended)\b[^\n]{0,60}?\b(?:in\s+error|recipient)\b)",
     re.IGNORECASE | re.MULTILINE)
 _MAIL_PARSER_MAX_CHARS = 20_000
