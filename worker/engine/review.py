@@ -184,10 +184,7 @@ def _read_customer(doc: Prepared, policy: Policy) -> CustomerReading:
     reading = read_customer_message(doc, policy.lexicon)
     if not policy.languages or reading.kind_scores or reading.trouble or reading.legal_risk:
         return reading
-    lang = language(doc.text)
-    if not policy.reads(lang):
-        return CustomerReading(kind_scores=(), trouble=False, legal_risk=False, frustration=0.0, language=lang)
-    return dataclasses.replace(reading, language=lang)
+    return dataclasses.replace(reading, language=language(doc.text))  # read_context leaves out what it can't read
 
 
 def context_messages(earlier: Sequence[Message]) -> list[Message]:
@@ -247,28 +244,29 @@ def _verdict(reply: Message, ticket: Ticket, policy: Policy, profile: Profile, c
 def _not_read(reading: ReplyReading, policy: Policy) -> Finding:
     """The one finding of a reply in a language the policy does not read: it says so, so a report or a
     lead sees the reply went unjudged instead of mistaking it for a clean one."""
-    doc = reading.doc
-    start, end = doc.span(*_first_sentence(doc))
-    return Finding(
-        rule=UNREAD_LANGUAGE, severity="info",
-        message=(f"Not reviewed: the reply reads as language '{reading.signals.language}', and this policy "
-                 f"reads {', '.join(repr(code) for code in policy.languages)} only (policy `languages`)."),
-        span=(start, end), excerpt=doc.body[start:end],
-    )
+    return _language_finding(reading, UNREAD_LANGUAGE, (
+        f"Not reviewed: the reply reads as language '{reading.signals.language}', and this policy reads "
+        f"{_read_languages(policy)} only (policy `languages`)."))
 
 
 def _customer_not_read(reading: ReplyReading, policy: Policy, lang: str | None) -> Finding:
     """Says the reply was judged without what the customer last wrote, so a lead does not take the quiet
     context (no incident, no frustration, no legal risk from that message) for a calm customer."""
+    return _language_finding(reading, UNREAD_CUSTOMER_LANGUAGE, (
+        f"The customer's latest message reads as language '{lang}', and this policy reads "
+        f"{_read_languages(policy)} only (policy `languages`): the reply was judged without it, so rules "
+        "about the customer's situation may not have fired."))
+
+
+def _read_languages(policy: Policy) -> str:
+    return ", ".join(repr(code) for code in policy.languages)
+
+
+def _language_finding(reading: ReplyReading, rule: str, message: str) -> Finding:
+    """An info finding about a language the policy does not read, on the reply's first sentence."""
     doc = reading.doc
     start, end = doc.span(*_first_sentence(doc))
-    return Finding(
-        rule=UNREAD_CUSTOMER_LANGUAGE, severity="info",
-        message=(f"The customer's latest message reads as language '{lang}', and this policy reads "
-                 f"{', '.join(repr(code) for code in policy.languages)} only (policy `languages`): the reply "
-                 "was judged without it, so rules about the customer's situation may not have fired."),
-        span=(start, end), excerpt=doc.body[start:end],
-    )
+    return Finding(rule=rule, severity="info", message=message, span=(start, end), excerpt=doc.body[start:end])
 
 
 def reviewable(message: Message, policy: Policy) -> bool:
