@@ -88,6 +88,18 @@ def test_a_mail_footers_legal_notice_is_not_the_writers_words() -> None:
         assert "apologise" not in text and "confidential" not in text.lower()
 
 
+def test_a_helpdesk_reply_delimiter_ends_the_writers_words() -> None:
+    """A customer answering a helpdesk notification by email: the notification below the delimiter (with
+    the agent's earlier apology in it) is not theirs."""
+    for marker in ("##- Please type your reply above this line -##",
+                   "##- Bitte geben Sie Ihre Antwort über dieser Zeile ein. -##"):
+        body = (f"Still broken, and my lawyer is asking.\n\n{marker}\n\nYour request (1234) has been "
+                "updated.\n\nSam (Support)\nSorry for the delay, we have refunded you.")
+        text = prepare(body).text
+        assert "my lawyer is asking" in text
+        assert "Sorry" not in text and "refunded" not in text
+
+
 def test_a_message_that_is_only_a_notice_keeps_its_words() -> None:
     body = "This message is confidential: sorry, I sent it to the wrong customer. Please delete it."
     assert prepare(body).text == body

@@ -48,8 +48,11 @@ _MAIL_CUES = re.compile(
 # confidential ...", "CONFIDENTIALITY NOTICE: ...", "If you have received this message in error, we apologise
 # ...". mail-parser-reply knows only notices headed "Disclaimer:" or "Confidential:"; the rest were read as
 # the agent's words (an apology, a lawyer) in every email they ended.
-# ("Important note:" is left alone: agents head their own key point with it.)
+# ("Important note:" is left alone: agents head their own key point with it.) A helpdesk's reply delimiter
+# ("##- Please type your reply above this line -##", in any language) ends the writer's words the same way:
+# what follows is the notification the customer answered.
 _DISCLAIMER = re.compile(
+    r"^[ \t]*##-[^\n]*-##[ \t]*$|"
     r"^[ \t*_]*(?:(?:confidentiality|legal|email|e-mail)\s+(?:notice|statement|disclaimer|warning)\b|"
     r"disclaimer[ \t]*(?::|$)|confidential(?:ity)?\s*:|"
     r"(?:this|the\s+information\s+(?:contained\s+)?in\s+this|the\s+contents?\s+of\s+this)\s+"
