@@ -82,6 +82,12 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("I'm not going to apologise for a sold-out croissant.", "none", 0),
     ("Jordan asked me to pass on that he's sorry about the tone of his earlier reply.", "none", 0),
     ("Our manager, Suresh, will call you this afternoon to apologise personally.", "none", 0),
+    # The courtesy apology for a named lapse, and a carrier's apology passed on (h14-131's).
+    ("Pardon the delay in getting back to you.", "specific", 1),
+    ("Please excuse the slow reply, we've been swamped.", "specific", 1),
+    ("Excuse me, could you send the order number?", "none", 0),
+    ("There's no excuse for the delay; I've escalated it.", "none", 0),
+    ("Apols for the wait! The courier say they're sorry for the delay.", "specific", 1),
     # Session 8: the rest of a bare apology's sentence admits or names the failure (not the next sentence,
     # and not a "should have" put on the customer); a name after "sorry about that" names no failure; a
     # sender's label before a pardon-sorry; a weekly closure notice.
