@@ -51,7 +51,7 @@ _MAIL_CUES = re.compile(
 # ("Important note:" is left alone: agents head their own key point with it.) A helpdesk's reply delimiter
 # ("##- Please type your reply above this line -##", in any language) ends the writer's words the same way:
 # what follows is the notification the customer answered.
-_DISCLAIMER = re.compile(
+_FOOTER_START = re.compile(
     r"^[ \t]*##-[^\n]*-##[ \t]*$|"
     r"^[ \t*_]*(?:(?:confidentiality|legal|email|e-mail)\s+(?:notice|statement|disclaimer|warning)\b|"
     r"disclaimer[ \t]*(?::|$)|confidential(?:ity)?\s*:|"
@@ -141,7 +141,7 @@ def prepare(body: str, fmt: str = "text") -> Prepared:
         text = text.translate(_FOLD)
     text = _blank(text, _QUOTED_LINE)
     text = _cut_quoted_reply_and_signature(text)
-    text = _cut_disclaimer(text)
+    text = _cut_footer(text)
     text = _blank(text, _QUOTED_PHRASE)
     bounds = [m.end() for m in _SENTENCE_END.finditer(text)]
     return Prepared(body=body, text=text, starts=starts, ends=ends, sentence_bounds=bounds)
@@ -187,10 +187,11 @@ def _cut_quoted_reply_and_signature(text: str) -> str:
     return text[:offset] + _spaces(text[offset:])
 
 
-def _cut_disclaimer(text: str) -> str:
-    """Blank a mail footer's legal notice and everything after it (the rest of the footer, or the quoted
-    email below). Not when it is where the text starts: then it is what the writer chose to say."""
-    m = _DISCLAIMER.search(text)
+def _cut_footer(text: str) -> str:
+    """Blank a mail footer's legal notice or a helpdesk's reply delimiter and everything after it (the rest
+    of the footer, or the quoted email below). Not when it is where the text starts: then it is what the
+    writer chose to say."""
+    m = _FOOTER_START.search(text)
     if m is None or not text[:m.start()].strip():
         return text
     return text[:m.start()] + _spaces(text[m.start():])
