@@ -88,6 +88,13 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("Excuse me, could you send the order number?", "none", 0),
     ("There's no excuse for the delay; I've escalated it.", "none", 0),
     ("Apols for the wait! The courier say they're sorry for the delay.", "specific", 1),
+    # The customer's apology, accepted, declined or passed on; a colleague's wish to apologise.
+    ("Apology accepted, no harm done!", "none", 0),
+    ("You don't owe us an apology at all.", "none", 0),
+    ("I'll pass your apology on to Luis, our driver.", "none", 0),
+    ("Our driver, Mr Shah, would like to apologise to you personally.", "none", 0),
+    ("Kayleigh told me what happened and she'd like to apologise to your group herself.", "none", 0),
+    ("I would like to apologise for the wait.", "specific", 1),
     # Session 8: the rest of a bare apology's sentence admits or names the failure (not the next sentence,
     # and not a "should have" put on the customer); a name after "sorry about that" names no failure; a
     # sender's label before a pardon-sorry; a weekly closure notice.
