@@ -29,6 +29,8 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "space lines": lambda n: "Sorry.\n" + "   \n" * n + "Regards",
     "regards lines": lambda n: "\n".join(["Kind regards"] * n),
     "spaces": lambda n: "sorry" + " " * (n * 10) + "sorry",
+    "spaced words": lambda n: "you" + " " * (n * 10) + "should have",
+    "spaced name": lambda n: "Sorry Dana" + " " * (n * 10) + "- ok",
     "words": lambda n: " ".join(["word"] * (n * 3)),
     "sorry words": lambda n: " ".join(["sorry"] * (n * 3)),
     "you words": lambda n: " ".join(["you should have"] * n),
@@ -48,6 +50,9 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "html divs": lambda n: "<div>" * n + "sorry" + "</div>" * n,
     "html p": lambda n: "<p>sorry</p>" * n,
     "html quote": lambda n: '<blockquote class="gmail_quote">' * n + "x" + "</blockquote>" * n,
+    # A quoted thread in one HTML block: blanked, it is one long line of spaces after the reply.
+    "html long quote": lambda n: "<p>Sorry about that, Dana.</p><div class='gmail_quote'>" + "word " * (n * 10)
+    + "</div>",
     "html entities": lambda n: "&amp;" * (n * 5),
     "urls": lambda n: " ".join(["https://example.com/a/b?c=d"] * n),
     "apostrophes": lambda n: "'" * (n * 10),

@@ -366,7 +366,7 @@ def _thing(texts: Sequence[str], nouns: re.Pattern[str] = _SUPPORT_NOUN) -> str 
 # A salutation on its own ("Hi Jo,", "Dear Mr Shah,", "@dana_k"): not what a finding about the reply points at.
 _GREETING = re.compile(
     r"(?:(?:hi|hello|hey|hiya|dear|greetings|good\s+(?:morning|afternoon|evening|day))\b[^.!?\n]{0,40}"
-    r"|@\w+|[A-Z][a-z]+)\s*[,!:]?\s*$", re.IGNORECASE)
+    r"|@\w+|[A-Z][a-z]+)\s*+(?:[,!:]\s*+)?$", re.IGNORECASE)  # `*+`: linear on a long run of spaces
 
 
 def _first_sentence(doc: Prepared) -> tuple[int, int]:

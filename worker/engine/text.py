@@ -38,8 +38,9 @@ _NOT_NEWLINE = re.compile(r"[^\n]")
 _QUOTED_LINE = re.compile(r"^[ \t]*>.*$", re.MULTILINE)
 # A phrase in double quotes inside one line: the agent citing someone else's words.
 _QUOTED_PHRASE = re.compile(r'"[^"\n]{1,300}"')
+# `*+`: a line of spaces (a blanked HTML quote is one long line) must not be rescanned per split.
 _MAIL_CUES = re.compile(
-    r"^[ \t]*(?:on\b.{0,200}(?:\n.{0,80})?\bwrote:|from:|sent:|-{2,}|_{5,}|sent from my|get outlook|"
+    r"^[ \t]*+(?:on\b.{0,200}(?:\n.{0,80})?\bwrote:|from:|sent:|-{2,}|_{5,}|sent from my|get outlook|"
     r"(?:best|kind|warm(?:est)?|many)?[ \t]*regards|thanks,|thank you,|best,|cheers,|sincerely|"
     r"all the best|disclaimer|confidential)",
     re.IGNORECASE | re.MULTILINE,

@@ -56,7 +56,10 @@ _REFUSAL_WORDS = frozenset({
 _NEWS_VERBS = frozenset({"inform", "advise", "tell", "let", "report", "decision", "decisions", "stands", "stand",
                          "remains", "final"})
 _SELF_BLAME = re.compile(r"(?:my|our)\s+bad|mea\s+culpa")
-_VOCATIVE = re.compile(r"\s*,?\s*(?:[A-Z][a-z]+|@\w+)(?:\s+[A-Z][a-z]+)?\s*(?=[,!.:;]|\s+[^\w\s])")
+# Possessive runs (`*+`) and no lookahead that rescans a run: a long run of spaces (a blanked HTML quote is
+# one) must cost one pass, not one per position (bench/shapes.py).
+_VOCATIVE = re.compile(r"(?<!\s)\s*+(?:,\s*+)?(?:[A-Z][a-z]+|@\w+)(?:\s++[A-Z][a-z]+)?"
+                       r"(?:\s*+(?=[,!.:;])|\s*?(?=\s[^\w\s]))")
 _LATE_COMMA = re.compile(r"(?<=\w)[^\w\n]*,")
 # "Sent from my phone, sorry for any typos": a sign-off about the message itself, not an apology to the customer.
 _SIGN_OFF = re.compile(r"\bsent\s+from\s+my\s+\w+|\breceived\s+(?:this|it)\s+(?:e-?mail\s+|message\s+)?in\s+error\b",
@@ -93,12 +96,12 @@ _FAILURE_BEFORE = re.compile(
     r"didn't|did\s+not|don't|do\s+not|doesn't|can't|cannot|won't|wasn't|weren't|isn't|aren't|hasn't|haven't|"
     r"no\s+longer|out\s+of\s+stock|sold\s+out|non-refundable)\b",
     re.IGNORECASE)
-_BARE_TAIL = re.compile(r"[ \t]*(?:again|too|though|about\s+(?:that|this)|for\s+(?:that|this))?[ \t]*(?:[.!?,;:)]|$)",
-                        re.IGNORECASE)
+_BARE_TAIL = re.compile(r"[ \t]*+(?:(?:again|too|though|about\s+(?:that|this)|for\s+(?:that|this))[ \t]*+)?"
+                        r"(?:[.!?,;:)]|$)", re.IGNORECASE)
 # "Sorry, but tickets are non-refundable once the bus departs", "I'm sorry, but the Standard plan's SLA is next
 # business day": a statement after "but" whose subject names a thing (not "it", "that", "the answer").
 _BUT_STATEMENT = re.compile(
-    r"[ \t]*,?[ \t]*but\s+((?:[\w'-]+\s+){1,5}?)(?:is|are|was|were|has|have|need|needs|require|requires|"
+    r"[ \t]*+(?:,[ \t]*+)?but\s+((?:[\w'-]+\s+){1,5}?)(?:is|are|was|were|has|have|need|needs|require|requires|"
     r"close|closes|start|starts|run|runs|apply|applies|cover|covers)\b", re.IGNORECASE)
 _SUBJECT_FILLERS = frozenset({"the", "a", "an", "our", "your", "this", "that", "these", "those", "it", "its",
                               "all", "any", "some", "each", "every", "their", "his", "her", "my", "we", "i",
