@@ -158,6 +158,11 @@ def _spaces(s: str) -> str:
     return _NOT_NEWLINE.sub(" ", s)
 
 
+def _blank_from(text: str, start: int) -> str:
+    """The text with everything from `start` on blanked (line breaks kept, so offsets and lines still map)."""
+    return text[:start] + _spaces(text[start:])
+
+
 def _cut_quoted_reply_and_signature(text: str) -> str:
     """Blank everything from the first quoted-reply header or signature onwards.
 
@@ -185,7 +190,7 @@ def _cut_quoted_reply_and_signature(text: str) -> str:
     if normalised.split("\n", line_no)[:line_no] != [line.strip() for line in lines[:line_no]]:
         return text  # the library re-flowed lines before the cut; keep everything rather than guess
     offset = sum(len(line) + 1 for line in lines[:line_no])
-    return text[:offset] + _spaces(text[offset:])
+    return _blank_from(text, offset)
 
 
 def _cut_footer(text: str) -> str:
@@ -195,7 +200,7 @@ def _cut_footer(text: str) -> str:
     m = _FOOTER_START.search(text)
     if m is None or not text[:m.start()].strip():
         return text
-    return text[:m.start()] + _spaces(text[m.start():])
+    return _blank_from(text, m.start())
 
 
 @lru_cache(maxsize=1)
@@ -212,7 +217,7 @@ def _cut_at_reply_header(text: str) -> str:
     m = _REPLY_HEADER.search(text)
     if m is None or m.start() == 0:
         return text
-    return text[:m.start()] + _spaces(text[m.start():])
+    return _blank_from(text, m.start())
 
 
 def _first_reply_end(normalised: str, content: str, signature: str, has_quote: bool) -> int | None:
