@@ -39,6 +39,10 @@ TASKS: dict[Kind, str] = {"event": HANDLE_EVENT, "delivery": DELIVER, "chunk": B
 # (worker.tasks) and producers wait out (worker.cli.backfill_cmd) instead of failing.
 T = TypeVar("T")
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OperationalError)
+# Redis at its memory limit (`maxmemory` under `noeviction`, as deployments must run it): it answers, but
+# refuses every write until memory is freed or the limit raised. Work that needs a write waits for that as for
+# an outage; a ping alone does not tell it is over.
+FULL_ERRORS = (redis.exceptions.OutOfMemoryError,)
 
 
 def outage_pauses(patience: float) -> Iterator[float]:

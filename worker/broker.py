@@ -20,6 +20,13 @@ A third: an entry on a queue list that is not a kombu message (a stray `LPUSH ap
 envelope) made kombu raise out of its read loop, which Celery treats as unrecoverable: one bad string took
 down every worker that popped it. Here it is dead-lettered with the reason and the worker goes on.
 
+A fourth: Redis at its memory limit (`maxmemory`, `noeviction`) still hands out messages (BRPOP frees
+memory) but refuses the write that records one as unacknowledged, and kombu raised that out of its read
+loop: the worker process exited with "Unrecoverable error: OutOfMemoryError". Here the worker keeps the
+message it already holds and runs it (the task waits for room, `worker.tasks.through_outages`); the
+journal covers it should the process die before it ends. A requeue or a visibility sweep that Redis
+refuses leaves the message where it is, for the next sweep.
+
 Selected by `worker.app` for `redis://` broker URLs only; other schemes keep kombu's own transport.
 """
 
@@ -30,6 +37,7 @@ from queue import Empty
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from redis import exceptions as redis_errors
 
@@ -49,7 +57,52 @@ QUEUES = (DELIVERY_QUEUE, QUEUE, BACKFILL_QUEUE)  # the order a worker takes the
 _LOST = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 
 
+class QoS(kombu_redis.QoS):
+    """kombu's acknowledgement emulation, riding out a Redis that refuses writes at its memory limit."""
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        try:
+            super().append(message, delivery_tag)  # type: ignore[no-untyped-call]
+        except redis_errors.OutOfMemoryError:
+            # Off the queue, not in `unacked`: run it anyway rather than lose it here (the journal has a copy).
+            log.warning("redis full (maxmemory): running a message not recorded as unacknowledged")
+            virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
+
+    def ack(self, delivery_tag: str) -> None:
+        try:
+            super().ack(delivery_tag)  # type: ignore[no-untyped-call]
+        except redis_errors.ResponseError:
+            self._forget(delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        try:
+            super().reject(delivery_tag, requeue=requeue)  # type: ignore[no-untyped-call]
+        except redis_errors.ResponseError as exc:
+            if not requeue:
+                self._forget(delivery_tag)
+                return
+            # The transaction did nothing: a recorded message stays in `unacked` for the visibility sweep.
+            log.warning("redis refused a requeue; the visibility sweep restores it", error=type(exc).__name__)
+            virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-untyped-call]
+
+    def _forget(self, delivery_tag: str) -> None:
+        """Drop a finished message from `unacked` on a full Redis. It refuses every command queued in a
+        transaction (MULTI), deletions included, but not the same deletions sent on their own."""
+        with self.channel.conn_or_acquire() as client:
+            client.pipeline(transaction=False).zrem(self.unacked_index_key, delivery_tag) \
+                .hdel(self.unacked_key, delivery_tag).execute()
+        virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-untyped-call]
+
+    def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
+        try:
+            super().restore_visible(start, num, interval)  # type: ignore[no-untyped-call]
+        except redis_errors.ResponseError as exc:  # the sweep's lock or its LPUSH refused: the next sweep
+            log.warning("redis refused the visibility sweep; trying again at the next", error=type(exc).__name__)
+
+
 class Channel(kombu_redis.Channel):
+    QoS = QoS
+
     def close(self) -> None:
         if self._in_poll:
             try:

@@ -66,8 +66,8 @@ def deliver(self: Task, job: dict[str, Any]) -> str:
 
 
 def through_outages(run: Callable[[], T]) -> T:
-    """Run a handler again, inside the same task, while Redis is away (a restart, a failover); every task's
-    body goes through it (the backfill chunk's too).
+    """Run a handler again, inside the same task, while Redis is away (a restart, a failover) or full (it
+    refuses writes at its memory limit); every task's body goes through it (the backfill chunk's too).
 
     Raising would make Celery acknowledge the message as failed and lose it; rejecting it during the
     outage can take down the worker's consumer. Handlers are idempotent, so running one again from the
@@ -78,11 +78,12 @@ def through_outages(run: Callable[[], T]) -> T:
     while True:
         try:
             return run()
-        except bootstrap.OUTAGE_ERRORS as exc:
+        except bootstrap.OUTAGE_ERRORS + bootstrap.FULL_ERRORS as exc:
             pause = next(pauses, None)
             if pause is None:
                 raise Reject(f"{type(exc).__name__}: {exc}", requeue=True) from exc
-            log.warning("redis unavailable; running the task again", error=f"{type(exc).__name__}: {exc}",
+            log.warning("redis full (maxmemory); running the task again" if isinstance(exc, bootstrap.FULL_ERRORS)
+                        else "redis unavailable; running the task again", error=f"{type(exc).__name__}: {exc}",
                         retry_in=pause)
             time.sleep(pause)
 

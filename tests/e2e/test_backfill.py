@@ -1,6 +1,7 @@
 """End to end: a backfill on a real redis-server and real celery workers survives SIGKILL of its producer
 and, separately, of a worker; after `backfill resume` every reply of the input is in the output once. A
-Redis restart mid-job needs no resume: the producer waits for Redis and carries on."""
+Redis restart mid-job needs no resume: the producer waits for Redis and carries on; so does Redis reaching its
+memory limit."""
 
 from __future__ import annotations
 
@@ -112,6 +113,32 @@ def test_redis_restarted_mid_job_the_producer_waits_and_finishes(
         redis_srv.start()
         # The same producer, never restarted, finishes the job: no `backfill resume`.
         assert _finish(producer, timeout=90, worker=worker) == 0, producer.output()
+    assert "Redis is back" in producer.output()
+    job = _job(store, jid)
+    assert job.state == "done" and job.complete
+    got = _output(out)
+    assert got == expected
+    assert max(got.values()) == 1
+
+
+def test_redis_full_mid_job_the_producer_and_the_worker_wait_for_room_and_finish(
+        setup: tuple[dict[str, str], JobStore, str], history: Path, expected: Counter[tuple[str, str]],
+        tmp_path: Path) -> None:
+    """Redis at its memory limit refuses writes but still answers: the producer waits for room (not for a
+    ping, which a full Redis answers), the worker's chunks wait in their tasks, and nobody exits."""
+    env, store, jid = setup
+    out = tmp_path / "out"
+    with celery_worker(env, concurrency=1, name="w-full") as worker:
+        producer = _cli("start", str(history), "--output", str(out), "--chunk-replies", str(CHUNK),
+                        "--max-pending", "3", "--wait", "--interval", "1", env=env)
+        wait_until(lambda: store.get(jid) is not None and _job(store, jid).enqueued >= 5, timeout=30,
+                   what="5 chunks enqueued")
+        store.redis.config_set("maxmemory", "1")  # full: every write refused
+        wait_until(lambda: "Redis is full" in producer.output() or producer.popen.poll() is not None,
+                   timeout=60, what="the producer notices Redis is full")
+        store.redis.config_set("maxmemory", "0")  # the operator makes room
+        assert _finish(producer, timeout=90, worker=worker) == 0, producer.output()
+        assert worker.popen.poll() is None
     assert "Redis is back" in producer.output()
     job = _job(store, jid)
     assert job.state == "done" and job.complete

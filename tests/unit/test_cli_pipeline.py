@@ -111,3 +111,20 @@ def test_a_command_that_cannot_reach_redis_says_so_and_exits_2(monkeypatch: pyte
     history.write_text(EXAMPLES.read_text().splitlines()[0] + "\n")
     assert main(["enqueue", str(history)]) == 2
     assert "cannot reach Redis (APOLOGY_BROKER_URL)" in capsys.readouterr().err
+
+
+def test_a_command_that_finds_redis_full_says_so_and_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             redis_srv: Any) -> None:
+    """A Redis at its memory limit answers but refuses writes: "cannot reach" would send the user looking
+    for a network fault."""
+    import redis
+
+    redis.Redis.from_url(redis_srv.url).config_set("maxmemory", "1")
+    monkeypatch.setenv("APOLOGY_BROKER_URL", redis_srv.url)
+    monkeypatch.setattr(bootstrap, "settings", lambda: load_settings())  # not the process's cached settings
+    history = tmp_path / "h.jsonl"
+    history.write_text(EXAMPLES.read_text().splitlines()[0] + "\n")
+    assert main(["enqueue", str(history)]) == 2
+    err = capsys.readouterr().err
+    assert "Redis is full (APOLOGY_BROKER_URL)" in err and "maxmemory" in err

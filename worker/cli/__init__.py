@@ -79,8 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _broker_outage(exc: Exception) -> str | None:
     """What to tell a user whose command could not reach Redis: a sentence and exit 2, not a traceback."""
-    from worker.bootstrap import OUTAGE_ERRORS  # here, not at the top: `review` needs no Redis client
+    from worker.bootstrap import FULL_ERRORS, OUTAGE_ERRORS  # here, not at the top: `review` needs no Redis client
 
+    if isinstance(exc, FULL_ERRORS):
+        return (f"Redis is full (APOLOGY_BROKER_URL): {exc}; it refuses writes until memory is freed or its "
+                "maxmemory raised")
     if isinstance(exc, OUTAGE_ERRORS):
         return (f"cannot reach Redis (APOLOGY_BROKER_URL): {exc}; is it running, and is the URL right? "
                 "(`review` needs no Redis)")

@@ -290,35 +290,44 @@ def produce(jid: str, store: JobStore, policy: Policy, *, max_pending: int = MAX
 
 def _riding_out(run: Callable[[], T], store: JobStore, jid: str, say: Callable[[str], None] | None, *,
                 patience: float = OUTAGE_PATIENCE) -> T:
-    """Run `run` again once Redis is back when an outage interrupts it, so a Redis restart does not end the
-    job: running `produce` again is what `backfill resume` does (chunks enqueued before are skipped, those not
-    done are sent again, and a chunk runs once whatever the number of its copies). An outage longer than
-    `patience` raises, which the CLI reports as "cannot reach Redis" (exit 2)."""
+    """Run `run` again once Redis is back when an outage interrupts it, or has room again when it is full
+    (at `maxmemory` it refuses writes), so neither ends the job: running `produce` again is what `backfill
+    resume` does (chunks enqueued before are skipped, those not done are sent again, and a chunk runs once
+    whatever the number of its copies). One that lasts longer than `patience` raises, which the CLI reports
+    as "cannot reach Redis" or "Redis is full" (exit 2)."""
     while True:
         try:
             return run()
-        except bootstrap.OUTAGE_ERRORS as exc:
+        except bootstrap.OUTAGE_ERRORS + bootstrap.FULL_ERRORS as exc:
+            full = isinstance(exc, bootstrap.FULL_ERRORS)
             if say is not None:
-                say(f"backfill {jid}: Redis unreachable ({type(exc).__name__}); waiting up to {patience:.0f} s for "
-                    f"it to come back (the job keeps its state: `apology-worker backfill resume {jid}` continues "
-                    "it later)")
-            if not _await_redis(store, patience):
+                why = "Redis is full (maxmemory): it refuses writes" if full else "Redis unreachable"
+                say(f"backfill {jid}: {why} ({type(exc).__name__}); waiting up to {patience:.0f} s for it to "
+                    f"{'have room' if full else 'come back'} (the job keeps its state: `apology-worker backfill "
+                    f"resume {jid}` continues it later)")
+            if not _await_redis(store, patience, room=full):
                 raise
             if say is not None:
                 say(f"backfill {jid}: Redis is back; continuing")
 
 
-def _await_redis(store: JobStore, patience: float) -> bool:
-    """Whether Redis answers again within `patience` seconds (bootstrap.outage_pauses between looks)."""
+def _await_redis(store: JobStore, patience: float, room: bool = False) -> bool:
+    """Whether Redis answers again within `patience` seconds (bootstrap.outage_pauses between looks), and
+    with `room`, has memory for writes again (a read: INFO, which a full Redis still answers)."""
     pauses, wake = bootstrap.outage_pauses(patience), threading.Event()
     while True:
         try:
-            return bool(store.redis.ping())
+            if not room:
+                return bool(store.redis.ping())
+            memory = store.redis.info("memory")
+            if not memory.get("maxmemory") or memory["used_memory"] < memory["maxmemory"]:
+                return True
         except bootstrap.OUTAGE_ERRORS:
-            pause = next(pauses, None)
-            if pause is None:
-                return False
-            wake.wait(pause)
+            pass
+        pause = next(pauses, None)
+        if pause is None:
+            return False
+        wake.wait(pause)
 
 
 def _say(message: str) -> None:
