@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from worker.engine.text import prepare
 
 
@@ -55,6 +57,26 @@ def test_quoted_earlier_email_and_signature_are_blanked_in_place() -> None:
     assert "replacement ships today" in doc.text
     assert "sorry" not in doc.text
     assert "Acme Support" not in doc.text
+
+
+@pytest.mark.parametrize("opening", ["Thanks, got it.", "Thank you, I have passed this to billing.",
+                                     "Best, I can tell you that"])
+def test_a_line_that_starts_like_a_sign_off_and_goes_on_is_the_reply(opening: str) -> None:
+    """The library takes any line starting "Thanks," for a sign-off and the rest for the signature: the
+    whole reply after the greeting was blanked. A later real sign-off still ends the reply."""
+    body = (f"Hi Stuart,\n\n{opening} For future reference, please send documents promptly.\n\n"
+            "I've now released the payment.\n\nKind regards,\nAde\nPennock Loss Adjusting Ltd\n\n"
+            "On Tue, 18 Nov 2026 at 09:12, Stuart <s@example.com> wrote:\n> Attached, sorry for the wait.\n")
+    text = prepare(body).text
+    assert opening in text and "please send documents promptly" in text and "released the payment" in text
+    assert "Pennock" not in text and "sorry" not in text
+
+
+@pytest.mark.parametrize("sign_off", ["Thanks,\nAde", "Thanks, Ade", "Best, the Amberline team", "Thank you,\n^LK"])
+def test_a_sign_off_alone_or_with_a_name_still_starts_the_signature(sign_off: str) -> None:
+    body = f"Sorry about the wait, your refund is done.\n\n{sign_off}\nAmberline Support\n"
+    text = prepare(body).text
+    assert "your refund is done" in text and "Amberline Support" not in text
 
 
 def test_the_last_line_of_a_reply_stays_when_a_quoted_email_follows_it() -> None:

@@ -63,6 +63,10 @@ _FOOTER_START = re.compile(
     re.IGNORECASE | re.MULTILINE)
 _MAIL_PARSER_MAX_CHARS = 20_000
 _MAIL_PARSER_MAX_LINES = 300
+# The library's sign-offs (its SIGNATURE_REGEX) and what may follow one on its line: nothing, or a name.
+_SIGN_OFF = re.compile(r"(?:> ?)*(?:best regards|kind regards|thanks|thank you|best|all the best|regards)\s*,?(.*)",
+                       re.IGNORECASE)
+_SIGN_OFF_NAME = re.compile(r"(?:(?:[A-Z^@~\-][\w.'\u2019&-]*|the|team|and|from|of|&)[ \t,]*){0,6}")
 _REPLY_HEADER = re.compile(
     r"^[ \t]*(?:on\b[^\n]{0,200}\bwrote:|from:[^\n]*\n[ \t]*(?:sent|date):|-{3,}\s*original message)",
     re.IGNORECASE | re.MULTILINE)
@@ -228,10 +232,33 @@ def _first_reply_end(normalised: str, content: str, signature: str, has_quote: b
     if signature:
         sig_at = normalised.find(signature, start)
         if sig_at >= 0:
-            end = min(end, sig_at)
+            real = _signature_start(normalised, sig_at)
+            end = min(end, sig_at) if real == sig_at else real if real is not None else sig_at + len(signature)
     if not has_quote and end >= len(normalised.rstrip()):
         return None
     return end
+
+
+def _signature_start(normalised: str, pos: int) -> int | None:
+    """Where the first real signature at or after `pos` starts, by the library's own pattern.
+
+    The library takes any line that starts "Thanks," or "Best," for a sign-off, and everything after it
+    for the signature: "Thanks, got it. For future reference, ..." lost the whole reply. A sign-off line
+    holds the sign-off alone or with a name ("Thanks, Ade", "Kind regards, the Pennock team"); a line
+    that goes on to say something is the reply, and the search goes on from the next line.
+    """
+    pattern = _mail_patterns()["_signature_regex"]
+    while (m := pattern.search(normalised, pos)) is not None:
+        at = m.start() + len(m.group()) - len(m.group().lstrip())  # past the blank lines it takes along
+        line_end = normalised.find("\n", at)
+        line = normalised[at:] if line_end < 0 else normalised[at:line_end]
+        sign_off = _SIGN_OFF.match(line)
+        if sign_off is None or _SIGN_OFF_NAME.fullmatch(sign_off.group(1).strip()):
+            return at
+        if line_end < 0:
+            return None
+        pos = line_end + 1
+    return None
 
 
 def _html_to_text(body: str) -> tuple[str, list[int], list[int]]:
