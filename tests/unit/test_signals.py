@@ -227,6 +227,17 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("prevention", "I've spoken to Kyle's manager this morning.", True),
     ("prevention", "Clear your cache so all you see is the new page.", False),
     ("empathy", "The part can't be replaced, but we can repair it.", False),
+    # Session 12's constructions, each with the near-miss it must leave alone.
+    ("blame", "The period before that date cannot be treated as a delay on our part.", True),
+    ("blame", "This was an error on our part and I've refunded the fee.", False),
+    ("blame", "You chose Roadside when you joined in May rather than Roadside Plus.", True),
+    ("blame", "The estimated wait was shown when you joined the queue.", True),
+    ("blame", "Your new password was shown on screen, so I've reset it again for you.", False),
+    ("blame", "Our packs comply with the laws of every country in which the game is sold.", True),
+    ("empathy", "We're sorry for the suspension and for the worry it will have caused.", True),
+    ("empathy", "I apologise for the stress this has caused.", False),
+    ("empathy", "We know what a long, wasted day that was for you.", True),
+    ("empathy", "I know how many hours went into it.", True),
 ])
 def test_reply_signals(policy: Policy, signal: str, reply: str, expected: bool) -> None:
     assert getattr(judge(policy, reply).signals, signal) is expected
