@@ -30,11 +30,15 @@ from re2 import _re2
 
 Window = Callable[[int], tuple[int, int]]
 _CHUNK = 8_000  # longer texts go through the set in line-aligned pieces, keeping its automaton small
-# Patterns per RE2 set. RE2 builds a set's automaton lazily within a memory budget; past a few hundred of
-# our patterns it no longer fits and is rebuilt over and over (a pass took 1 ms instead of 16 us, silently).
-# A lexicon that grows gets more sets instead of one that thrashes; but each set is a pass over the text, so
-# as few as fit (the reply side's 324 patterns: two sets of 162, 22 us a reply; three, 39 us).
-_SET_PATTERNS = 200
+# Patterns per RE2 set. RE2 builds a set's automaton lazily, state by state as the text needs them, within a
+# memory budget, and keeps the states it built. Text it has read the like of before reuses them; new text,
+# which is what live traffic is, builds them, and on new text building states is most of the set's cost. Big
+# sets build big states and, on varied text, outgrow the budget and start again (past a few hundred of our
+# patterns a pass took 1 ms instead of 16 us). Session 12, every labelled reply read once by a fresh process
+# (6,165 replies, 438 reply-side patterns): three sets of 146, 654 replies/s; eleven of 40, 851/s (+30%);
+# one of 438, 470/s. Sets of 20-40 were all within 4% of each other; below that each extra pass costs more
+# than it saves.
+_SET_PATTERNS = 40
 
 
 _UNANCHORED = _re2.RE2.Anchor.UNANCHORED
@@ -147,8 +151,7 @@ class Scanner:
 
     def build(self) -> None:
         """Compile the RE2 sets: as few as hold every pattern at most `_SET_PATTERNS` to a set, and the
-        patterns shared evenly between them (324 patterns as 160 + 160 + 4 paid a whole third pass over
-        every text for four patterns)."""
+        patterns shared evenly between them (160 + 160 + 4 paid a whole pass over every text for four)."""
         count = -(-len(self._supersets) // _SET_PATTERNS)
         per_set = -(-len(self._supersets) // count) if count else 0
         options = self._options_for(self._set_flags or 0)
