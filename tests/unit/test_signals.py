@@ -236,6 +236,7 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("blame", "Our packs comply with the laws of every country in which the game is sold.", True),
     ("empathy", "We're sorry for the suspension and for the worry it will have caused.", True),
     ("empathy", "I apologise for the stress this has caused.", False),
+    ("empathy", "We regret any worry it may have caused.", False),
     ("empathy", "We know what a long, wasted day that was for you.", True),
     ("empathy", "I know how many hours went into it.", True),
 ])
