@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -96,47 +96,39 @@ def test_producer_killed_mid_job_then_resumed(setup: tuple[dict[str, str], JobSt
     assert max(got.values()) == 1
 
 
-def test_redis_restarted_mid_job_the_producer_waits_and_finishes(
+# How to break Redis mid-job, what the producer says when it notices, and how to mend it.
+FAULTS: dict[str, tuple[Callable[[RedisServer], object], str, Callable[[RedisServer], object]]] = {
+    # Down until the producer has noticed (a restart quicker than redis-py's retries is no outage to it), then
+    # up again on the same port and append-only file.
+    "restarted": (lambda srv: srv.stop(), "Redis unreachable", lambda srv: srv.start()),
+    # At its memory limit Redis refuses every write but still answers: the producer must wait for room, not
+    # for a ping, and the worker's chunks wait inside their tasks.
+    "full": (lambda srv: _admin(srv).config_set("maxmemory", "1"), "Redis is full",
+             lambda srv: _admin(srv).config_set("maxmemory", "0")),
+}
+
+
+def _admin(server: RedisServer) -> redis.Redis:
+    return redis.Redis.from_url(server.url)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_redis_broken_mid_job_the_same_producer_and_worker_wait_and_finish(
         setup: tuple[dict[str, str], JobStore, str], redis_srv: RedisServer, history: Path,
-        expected: Counter[tuple[str, str]], tmp_path: Path) -> None:
+        expected: Counter[tuple[str, str]], tmp_path: Path, fault: str) -> None:
+    """No `backfill resume`: the producer, never restarted, finishes the job, and the worker never exits."""
     env, store, jid = setup
+    inflict, noticed, mend = FAULTS[fault]
     out = tmp_path / "out"
-    with celery_worker(env, concurrency=1, name="w-outage") as worker:
+    with celery_worker(env, concurrency=1, name=f"w-{fault}") as worker:
         producer = _cli("start", str(history), "--output", str(out), "--chunk-replies", str(CHUNK),
                         "--max-pending", "3", "--wait", "--interval", "1", env=env)
         wait_until(lambda: store.get(jid) is not None and _job(store, jid).enqueued >= 5, timeout=30,
                    what="5 chunks enqueued")
-        redis_srv.stop()  # down until the producer has noticed (a restart quicker than redis-py's retries is
-        # no outage to it), then up again on the same port and append-only file
-        wait_until(lambda: "Redis unreachable" in producer.output() or producer.popen.poll() is not None,
-                   timeout=60, what="the producer notices the outage")
-        redis_srv.start()
-        # The same producer, never restarted, finishes the job: no `backfill resume`.
-        assert _finish(producer, timeout=90, worker=worker) == 0, producer.output()
-    assert "Redis is back" in producer.output()
-    job = _job(store, jid)
-    assert job.state == "done" and job.complete
-    got = _output(out)
-    assert got == expected
-    assert max(got.values()) == 1
-
-
-def test_redis_full_mid_job_the_producer_and_the_worker_wait_for_room_and_finish(
-        setup: tuple[dict[str, str], JobStore, str], history: Path, expected: Counter[tuple[str, str]],
-        tmp_path: Path) -> None:
-    """Redis at its memory limit refuses writes but still answers: the producer waits for room (not for a
-    ping, which a full Redis answers), the worker's chunks wait in their tasks, and nobody exits."""
-    env, store, jid = setup
-    out = tmp_path / "out"
-    with celery_worker(env, concurrency=1, name="w-full") as worker:
-        producer = _cli("start", str(history), "--output", str(out), "--chunk-replies", str(CHUNK),
-                        "--max-pending", "3", "--wait", "--interval", "1", env=env)
-        wait_until(lambda: store.get(jid) is not None and _job(store, jid).enqueued >= 5, timeout=30,
-                   what="5 chunks enqueued")
-        store.redis.config_set("maxmemory", "1")  # full: every write refused
-        wait_until(lambda: "Redis is full" in producer.output() or producer.popen.poll() is not None,
-                   timeout=60, what="the producer notices Redis is full")
-        store.redis.config_set("maxmemory", "0")  # the operator makes room
+        inflict(redis_srv)
+        wait_until(lambda: noticed in producer.output() or producer.popen.poll() is not None,
+                   timeout=60, what=f"the producer notices: {noticed}")
+        mend(redis_srv)
         assert _finish(producer, timeout=90, worker=worker) == 0, producer.output()
         assert worker.popen.poll() is None
     assert "Redis is back" in producer.output()
