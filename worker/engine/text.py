@@ -233,7 +233,12 @@ def _first_reply_end(normalised: str, content: str, signature: str, has_quote: b
         sig_at = normalised.find(signature, start)
         if sig_at >= 0:
             real = _signature_start(normalised, sig_at)
-            end = min(end, sig_at) if real == sig_at else real if real is not None else sig_at + len(signature)
+            if real == sig_at:  # the library's sign-off is one
+                end = min(end, sig_at)
+            elif real is not None:  # a later line is: all before it is the reply
+                end = real
+            else:  # none is: what the library took for a signature is the reply
+                end = sig_at + len(signature)
     if not has_quote and end >= len(normalised.rstrip()):
         return None
     return end
