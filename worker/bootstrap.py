@@ -45,6 +45,13 @@ OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OperationalError)
 FULL_ERRORS = (redis.exceptions.OutOfMemoryError,)
 
 
+def has_room(client: redis.Redis) -> bool:
+    """Whether Redis takes writes: under its `maxmemory`, or with none set. A full one still answers reads,
+    a ping included, so this asks INFO."""
+    memory = client.info("memory")
+    return not memory.get("maxmemory") or int(memory["used_memory"]) < int(memory["maxmemory"])
+
+
 def outage_pauses(patience: float) -> Iterator[float]:
     """The pauses between tries while Redis is away: 0.1 s, doubling to 2 s, for as long as the next pause
     still ends within `patience` seconds of this call (then the caller gives up)."""

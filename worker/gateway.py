@@ -107,7 +107,7 @@ def create_app(deps: GatewayDeps) -> Starlette:
     async def readyz(request: Request) -> Response:
         if await run_in_threadpool(deps.ready):
             return JSONResponse({"status": "ready"})
-        return _unavailable("the broker is unreachable")
+        return _unavailable("the broker is unreachable or full")
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_schema())
@@ -223,7 +223,7 @@ def openapi_schema() -> dict[str, Any]:
                               **{k: v for k, v in common.items()}},
             }},
             "/healthz": {"get": {"summary": "The process is up", "responses": {"200": answer("Up", status)}}},
-            "/readyz": {"get": {"summary": "The broker is reachable", "responses": {
+            "/readyz": {"get": {"summary": "The broker is reachable and has room for events", "responses": {
                 "200": answer("Ready", status), "503": common["503"]}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {
                 "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {}}}}}}},
@@ -271,8 +271,9 @@ def from_env() -> Starlette:
             raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def ready() -> bool:
+        """Reachable and taking writes: a Redis at its maxmemory answers a ping but refuses every event."""
         try:
-            return bool(broker.ping())
+            return bootstrap.has_room(broker)
         except (redis.RedisError, OSError):
             return False
 

@@ -258,3 +258,23 @@ def test_openapi_is_published(client: TestClient) -> None:
     assert doc["openapi"].startswith("3.1")
     assert {"/v1/events/{source}", "/v1/review", "/healthz", "/readyz"} <= set(doc["paths"])
     assert {"TicketHistory", "Verdict", "Problem"} <= set(doc["components"]["schemas"])
+
+
+def test_the_gateway_is_not_ready_while_redis_is_full(monkeypatch: pytest.MonkeyPatch, redis_srv: Any) -> None:
+    """A full Redis answers a ping but refuses every event: the load balancer should stop sending them."""
+    import redis
+
+    from worker import bootstrap
+    from worker.gateway import from_env
+    from worker.settings import load_settings
+
+    monkeypatch.setenv("APOLOGY_BROKER_URL", redis_srv.url)
+    monkeypatch.setattr(bootstrap, "settings", lambda: load_settings())  # not the process's cached settings
+    admin = redis.Redis.from_url(redis_srv.url)
+    with TestClient(from_env()) as client:
+        assert client.get("/readyz").status_code == 200
+        admin.config_set("maxmemory", "1")
+        answer = client.get("/readyz")
+        assert answer.status_code == 503 and answer.json()["detail"] == "the broker is unreachable or full"
+        admin.config_set("maxmemory", "0")
+        assert client.get("/readyz").status_code == 200

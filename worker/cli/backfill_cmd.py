@@ -313,14 +313,13 @@ def _riding_out(run: Callable[[], T], store: JobStore, jid: str, say: Callable[[
 
 def _await_redis(store: JobStore, patience: float, room: bool = False) -> bool:
     """Whether Redis answers again within `patience` seconds (bootstrap.outage_pauses between looks), and
-    with `room`, has memory for writes again (a read: INFO, which a full Redis still answers)."""
+    with `room`, has memory for writes again (`bootstrap.has_room`)."""
     pauses, wake = bootstrap.outage_pauses(patience), threading.Event()
     while True:
         try:
             if not room:
                 return bool(store.redis.ping())
-            memory = store.redis.info("memory")
-            if not memory.get("maxmemory") or memory["used_memory"] < memory["maxmemory"]:
+            if bootstrap.has_room(store.redis):
                 return True
         except bootstrap.OUTAGE_ERRORS:
             pass
