@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.accuracy import load_corpus  # noqa: E402
+from worker.corpus import labelled_folders  # noqa: E402
 from worker.engine import load_policy, review_history  # noqa: E402
 from worker.models import TicketHistory  # noqa: E402
 
@@ -73,7 +74,8 @@ def main() -> int:
     # automata's states lazily and keeps them, so text it has read the like of before (the varied rounds
     # below differ in digits and names) costs less than text it has not; live traffic is all new text.
     review_history(corpus[0], policy)  # load the models and the language identifier first
-    everything = [item.history for folder in _labelled_folders() for item in load_corpus(folder)]
+    everything = [item.history for folder in labelled_folders(ROOT / "tests" / "corpus")
+                  for item in load_corpus(folder)]
     start = time.process_time()
     first_sight = sum(1 for h in everything for _ in review_history(h, policy))
     first_sight_s = time.process_time() - start
@@ -101,11 +103,6 @@ def main() -> int:
           f"{'met' if engine_rate >= 10_000 else 'NOT met'})")
     print(f"peak resident memory: {peak_mb:.0f} MB (includes the {len(inputs)} conversations held in memory)")
     return 0
-
-
-def _labelled_folders() -> list[Path]:
-    corpus = ROOT / "tests" / "corpus"
-    return [corpus, *sorted(p for p in corpus.iterdir() if p.is_dir())]
 
 
 if __name__ == "__main__":

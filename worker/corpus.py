@@ -51,6 +51,12 @@ def load_corpus(folder: Path) -> Iterator[Item]:
                 raise CorpusError(f"{path}:{n}: an item needs a `labels` object") from None
 
 
+def labelled_folders(root: Path) -> list[Path]:
+    """A corpus root and every set folder under it (tests/corpus and its holdoutN/), root first, then by name:
+    what "every labelled reply" means to the language test and to bench/engine.py's first-sight pass."""
+    return [root, *sorted(p for p in root.iterdir() if p.is_dir())]
+
+
 def in_split(item_id: str, split: str) -> bool:
     """Held-out sets are split by the number in their ids: odd ones are `dev` (errors may be read to tune
     the engine), even ones `test` (only ever scored)."""

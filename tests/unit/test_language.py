@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ROOT, agent, customer, ticket
 from worker.cli import main
-from worker.corpus import load_corpus
+from worker.corpus import labelled_folders, load_corpus
 from worker.engine import load_policy, read_reply, review_reply
 from worker.engine.review import UNREAD_CUSTOMER_LANGUAGE, UNREAD_LANGUAGE, read_context
 from worker.engine.signals.language import language
@@ -110,7 +110,7 @@ def test_no_labelled_english_reply_or_customer_is_called_foreign() -> None:
     corpus = ROOT / "tests" / "corpus"
     called = {}
     replies = 0
-    for path in [corpus, *sorted(p for p in corpus.iterdir() if p.is_dir())]:
+    for path in labelled_folders(corpus):
         for item in load_corpus(path):
             replies += 1
             lang = read_reply(item.history.messages[-1], policy).signals.language
