@@ -27,12 +27,22 @@ message it already holds and runs it (the task waits for room, `worker.tasks.thr
 journal covers it should the process die before it ends. A requeue or a visibility sweep that Redis
 refuses leaves the message where it is, for the next sweep.
 
+A fifth: when the connection drops, kombu puts the messages the worker holds (reserved, or running with
+late acknowledgement) back on their queue as it closes the channel; with Redis down that restore fails,
+and they stayed in `unacked` until the visibility timeout (25 minutes by default) handed them out
+again: a Redis restart held up the events a worker had prefetched, and a backfill waited on its last chunk.
+Here their tags are kept, and the first channel that reaches Redis again restores them (`_Stranded`). A
+message taken off its queue whose `unacked` record was refused by a dropped connection is kept the same
+way and put back on its queue. A worker that dies before Redis is back leaves them to the visibility
+timeout and the journal, as before.
+
 Selected by `worker.app` for `redis://` broker URLs only; other schemes keep kombu's own transport.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from queue import Empty
 from typing import Any
 
@@ -57,8 +67,53 @@ QUEUES = (DELIVERY_QUEUE, QUEUE, BACKFILL_QUEUE)  # the order a worker takes the
 _LOST = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
 
 
+class _Stranded:
+    """What this process could not hand back to Redis while it was unreachable: tags of messages still in
+    `unacked` (restored by tag, a no-op for one the visibility sweep restored meanwhile) and messages
+    off their queue that were never recorded there (pushed back). Process-wide, because the channel that
+    failed is closed and a new one does the work."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tags: list[str] = []
+        self._messages: list[tuple[Any, str, str]] = []
+
+    def keep_tags(self, tags: list[str]) -> None:
+        with self._lock:
+            self._tags += tags
+
+    def keep_message(self, raw: Any, exchange: str, routing_key: str) -> None:
+        with self._lock:
+            self._messages.append((raw, exchange, routing_key))
+
+    def restore(self, channel: Channel) -> None:
+        with self._lock:
+            tags, messages, self._tags, self._messages = self._tags, self._messages, [], []
+        if not tags and not messages:
+            return
+        try:
+            while tags:
+                channel.qos.restore_by_tag(tags[-1])
+                tags.pop()
+            while messages:
+                raw, exchange, routing_key = messages[-1]
+                with channel.conn_or_acquire() as client:
+                    channel._do_restore_message(raw, exchange, routing_key, client)  # type: ignore[no-untyped-call]
+                messages.pop()
+        except _LOST:  # gone again: the next channel tries the rest
+            self.keep_tags(tags)
+            for message in messages:
+                self.keep_message(*message)
+            return
+        log.warning("redis is back: restored the messages held when it went away")
+
+
+STRANDED = _Stranded()
+
+
 class QoS(kombu_redis.QoS):
-    """kombu's acknowledgement emulation, riding out a Redis that refuses writes at its memory limit."""
+    """kombu's acknowledgement emulation, riding out a Redis that refuses writes at its memory limit and one
+    that goes away while the worker holds messages."""
 
     def append(self, message: Any, delivery_tag: str) -> None:
         try:
@@ -67,6 +122,24 @@ class QoS(kombu_redis.QoS):
             # Off the queue, not in `unacked`: run it anyway rather than lose it here (the journal has a copy).
             log.warning("redis full (maxmemory): running a message not recorded as unacknowledged")
             virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
+        except _LOST:
+            # Off the queue and (most likely) not in `unacked`: back on the queue once Redis answers. Should
+            # the record have been written after all, the copy is one more delivery, which deduplication skips.
+            delivery = message.delivery_info
+            STRANDED.keep_message(message._raw, delivery["exchange"], delivery["routing_key"])
+            log.warning("redis unreachable as a message arrived; it goes back on its queue once Redis is back")
+            raise
+
+    def restore_unacked(self, client: Any = None) -> None:
+        try:
+            super().restore_unacked(client)  # type: ignore[no-untyped-call]
+        except _LOST:
+            # Still in `unacked` (those restored before the failure are not, which makes restoring them again
+            # a no-op): restored by the first channel that reaches Redis again, not the visibility timeout.
+            STRANDED.keep_tags(list(self._delivered))
+            log.warning("redis unreachable: messages held by this worker go back on their queues once it is "
+                        "back", held=len(self._delivered))
+            self._delivered.clear()
 
     def ack(self, delivery_tag: str) -> None:
         try:
@@ -102,6 +175,10 @@ class QoS(kombu_redis.QoS):
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # raises unless Redis answers a ping
+        STRANDED.restore(self)
 
     def close(self) -> None:
         if self._in_poll:

@@ -109,3 +109,55 @@ def test_a_queue_entry_that_is_not_a_message_is_dead_lettered_and_the_next_one_d
     reasons = sorted(letter.reason for letter in Stores(client).dead_letters(5))
     assert len(reasons) == 2 and all(r.startswith("an entry on queue apology is not a task message") for r in reasons)
     assert any("not JSON" in r for r in reasons) and any("no properties" in r for r in reasons)
+
+
+def _publish(server: RedisServer, queue: kombu.Queue, *bodies: dict[str, int]) -> None:
+    with kombu.Connection(server.url, transport=TRANSPORT) as conn:
+        producer = conn.Producer(serializer="json")
+        for body in bodies:
+            producer.publish(body, routing_key=queue.routing_key, declare=[queue])
+
+
+def test_messages_held_when_redis_goes_away_are_back_on_their_queue_once_it_returns(redis_srv: RedisServer) -> None:
+    """kombu restores a closing channel's unacknowledged messages, which needs Redis: without the fix they
+    waited in `unacked` for the visibility timeout (25 minutes by default)."""
+    queue = kombu.Queue("held", kombu.Exchange("held", type="direct"), routing_key="held")
+    _publish(redis_srv, queue, {"n": 1}, {"n": 2})
+    conn = kombu.Connection(redis_srv.url, transport=TRANSPORT)
+    held = [queue(conn.default_channel).get(no_ack=False) for _ in range(2)]
+    assert all(m is not None for m in held)
+    redis_srv.proc.stop()
+    with suppress(redis.ConnectionError):
+        conn.default_channel.close()
+    conn.release()
+    redis_srv.start()
+    client = redis.Redis.from_url(redis_srv.url)
+    assert client.hlen("unacked") == 2 and client.llen("held") == 0  # Redis kept them; nobody restored them
+
+    with kombu.Connection(redis_srv.url, transport=TRANSPORT) as again:
+        channel = again.default_channel  # the first channel that reaches Redis restores them
+        got = [queue(channel).get(no_ack=True) for _ in range(2)]
+    assert sorted(m.payload["n"] for m in got if m is not None) == [1, 2]
+    assert client.hlen("unacked") == 0
+
+
+def test_a_message_whose_unacked_record_a_dropped_connection_refused_goes_back_on_its_queue(
+        redis_srv: RedisServer) -> None:
+    """Off the queue (BRPOP took it) and not in `unacked`: without the fix only the journal had it."""
+    queue = kombu.Queue("taken", kombu.Exchange("taken", type="direct"), routing_key="taken")
+    _publish(redis_srv, queue, {"n": 7})
+    conn = kombu.Connection(redis_srv.url, transport=TRANSPORT)
+    channel = conn.default_channel
+    message = queue(channel).get(no_ack=True)  # off the queue; now record it, as a consumer would, with Redis gone
+    assert message is not None
+    redis_srv.proc.stop()
+    with pytest.raises(redis.ConnectionError):
+        channel.qos.append(message, "tag-1")
+    with suppress(redis.ConnectionError):
+        channel.close()
+    conn.release()
+    redis_srv.start()
+
+    with kombu.Connection(redis_srv.url, transport=TRANSPORT) as again:
+        back = queue(again.default_channel).get(no_ack=True)
+    assert back is not None and back.payload == {"n": 7}
