@@ -41,13 +41,15 @@ def features(text: str) -> frozenset[str]:
 def log_likelihoods(rows: Mapping[str, Sequence[float]], feats: Iterable[str], width: int) -> Evidence:
     """How many of `feats` the model knows, and per class their summed log-likelihood.
 
-    One lookup per feature and a column sum (unknown features weigh nothing in any class): a lookup per
-    feature and class cost a tenth of the engine's time.
+    The known features are found by one set intersection in C, and each column is summed exactly
+    (`math.fsum`), so the result does not depend on the order a set hands its features out in, which
+    changes with Python's string hashing from one process to the next. Unknown features weigh nothing in
+    any class; a lookup per feature and class cost a tenth of the engine's time.
     """
-    known = [row for row in map(rows.get, feats) if row is not None]
+    known = [rows[f] for f in rows.keys() & feats]
     if not known:
         return 0, tuple(0.0 for _ in range(width))
-    return len(known), tuple(map(sum, zip(*known, strict=True)))
+    return len(known), tuple(map(math.fsum, zip(*known, strict=True)))
 
 
 def posterior(prior: Sequence[float], likelihoods: Sequence[Sequence[float]],

@@ -57,8 +57,10 @@ class SignalModel:
         return math.inf if self.present_at >= 1.0 else math.log(self.present_at / (1.0 - self.present_at))
 
     def present(self, feats: frozenset[str]) -> bool:
-        known = [v for v in map(self.odds.get, feats) if v is not None]
-        return len(known) >= self.min_features and self.prior_odds + sum(known) >= self.needed
+        """Summed exactly, in no particular order (as `incident_model.log_likelihoods`)."""
+        known = self.odds.keys() & feats
+        return (len(known) >= self.min_features
+                and self.prior_odds + math.fsum(map(self.odds.__getitem__, known)) >= self.needed)
 
     def sentence(self, doc: Prepared, spans: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
         """Of `spans` (sentences), the one whose features favour the signal most, if any does: the span a
