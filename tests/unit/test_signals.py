@@ -246,6 +246,23 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("empathy", "We regret any worry it may have caused.", False),
     ("empathy", "We know what a long, wasted day that was for you.", True),
     ("empathy", "I know how many hours went into it.", True),
+    # Session 13's, the same way.
+    ("blame", "Call-outs after 10pm are £180, as the technician explained before starting.", True),
+    ("blame", "Your rep would have gone through the schedule with you when you signed.", True),
+    ("blame", "The technician will explain the options before starting.", False),
+    ("blame", "He found roots and needed the hydro-jetter, which he says you OK'd on site.", True),
+    ("blame", "Once you've approved the quote we'll book the crew.", False),
+    ("blame", "Your plan auto-renews, as described in the renewal notice we emailed you on August 3.", True),
+    ("blame", "As described in the email we sent you, the refund takes five days.", False),
+    ("blame", "Those are the right first checks, and our engineers follow a set script for a reason.", True),
+    ("blame", "There's a reason for the delay: the part is on back order.", False),
+    ("liability_admission", "I accept he raised his voice, and that was wrong of him, full stop.", True),
+    ("liability_admission", "The courier left it in the rain; it was wrong of them.", False),
+    ("empathy", "I know it's hard to plan jobs when the date keeps moving.", True),
+    ("empathy", "I know it's possible to plan jobs around the new date.", False),
+    ("empathy", "I know callbacks you can't charge for hurt.", True),
+    ("empathy", "I appreciate it's been a long three weeks living with a tarpaulin roof.", True),
+    ("empathy", "The repair takes three weeks and a long ladder.", False),
 ])
 def test_reply_signals(policy: Policy, signal: str, reply: str, expected: bool) -> None:
     assert getattr(judge(policy, reply).signals, signal) is expected
