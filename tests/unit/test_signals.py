@@ -283,6 +283,13 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("blame", "If this is not the case, let us know.", False),
     ("blame", "Charges follow the wear and tear guide, which you were sent at the start of your agreement.", True),
     ("blame", "Here is the guide you asked for.", False),
+    ("blame", "As our letter of 14 October explained, we collected it again this month.", True),
+    ("blame", "Our letter of 14 October is attached.", False),
+    ("blame", "I did explain on the phone that I can only take instructions from the director.", True),
+    ("blame", "I'll explain on the phone tomorrow.", False),
+    ("blame", "I wasn't being dismissive, that's simply how I have to work.", True),
+    ("blame", "We don't accept that the car park policy is discriminatory.", True),
+    ("blame", "We don't accept cheques any more, but a card is fine.", False),
     ("liability_admission", "I accept he raised his voice, and that was wrong of him, full stop.", True),
     ("liability_admission", "The courier left it in the rain; it was wrong of them.", False),
     ("empathy", "I know it's hard to plan jobs when the date keeps moving.", True),
@@ -293,6 +300,11 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("empathy", "I understand how hurtful this must have been for you, and for your son to hear.", True),
     ("empathy", "I can understand how violating it feels to see your own car used in that way.", True),
     ("empathy", "We know how often it is used on the school run.", False),
+    ("empathy", "You have nothing to feel foolish about.", True),
+    ("empathy", "You have nothing to pay until the work is done.", False),
+    ("empathy", "A buyer pulling out is outside our control, but I know that's no consolation.", True),
+    ("empathy", "Don't worry, lots of business owners feel exactly the same about VAT.", True),
+    ("empathy", "Lots of business owners register for VAT early.", False),
 ])
 def test_reply_signals(policy: Policy, signal: str, reply: str, expected: bool) -> None:
     assert getattr(judge(policy, reply).signals, signal) is expected
