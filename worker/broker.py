@@ -100,10 +100,12 @@ class _Stranded:
                 with channel.conn_or_acquire() as client:
                     channel._do_restore_message(raw, exchange, routing_key, client)  # type: ignore[no-untyped-call]
                 messages.pop()
-        except _LOST:  # gone again: the next channel tries the rest
+        except Exception as exc:  # gone again, or full: the next channel tries the rest; this one still opens
             self.keep_tags(tags)
             for message in messages:
                 self.keep_message(*message)
+            log.warning("could not yet restore the messages held when redis went away; the next connection "
+                        "tries again", error=type(exc).__name__, left=len(tags) + len(messages))
             return
         log.warning("redis is back: restored the messages held when it went away")
 

@@ -161,3 +161,29 @@ def test_a_message_whose_unacked_record_a_dropped_connection_refused_goes_back_o
     with kombu.Connection(redis_srv.url, transport=TRANSPORT) as again:
         back = queue(again.default_channel).get(no_ack=True)
     assert back is not None and back.payload == {"n": 7}
+
+
+def test_a_redis_full_when_it_returns_leaves_the_held_messages_for_the_next_connection(
+        redis_srv: RedisServer) -> None:
+    """Restoring writes, which a full Redis refuses: the new channel still opens (a restore that raised out
+    of it would stop the worker), and a later one restores them once there is room."""
+    queue = kombu.Queue("held-full", kombu.Exchange("held-full", type="direct"), routing_key="held-full")
+    _publish(redis_srv, queue, {"n": 1})
+    conn = kombu.Connection(redis_srv.url, transport=TRANSPORT)
+    assert queue(conn.default_channel).get(no_ack=False) is not None
+    redis_srv.proc.stop()
+    with suppress(redis.ConnectionError):
+        conn.default_channel.close()
+    conn.release()
+    redis_srv.start()
+    client = redis.Redis.from_url(redis_srv.url)
+    client.config_set("maxmemory", "1")
+    try:
+        with kombu.Connection(redis_srv.url, transport=TRANSPORT) as full:
+            assert full.default_channel is not None  # opened; nothing restored
+        assert client.hlen("unacked") == 1 and client.llen("held-full") == 0
+    finally:
+        client.config_set("maxmemory", "0")
+    with kombu.Connection(redis_srv.url, transport=TRANSPORT) as again:
+        back = queue(again.default_channel).get(no_ack=True)
+    assert back is not None and back.payload == {"n": 1}
