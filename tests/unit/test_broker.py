@@ -118,20 +118,26 @@ def _publish(server: RedisServer, queue: kombu.Queue, *bodies: dict[str, int]) -
             producer.publish(body, routing_key=queue.routing_key, declare=[queue])
 
 
+def _held_across_an_outage(server: RedisServer, queue: kombu.Queue, *bodies: dict[str, int]) -> redis.Redis:
+    """Publish `bodies`, take them unacknowledged, and close the channel while Redis is down (its restore
+    fails); Redis is started again, and a plain client to it returned."""
+    _publish(server, queue, *bodies)
+    conn = kombu.Connection(server.url, transport=TRANSPORT)
+    held = [queue(conn.default_channel).get(no_ack=False) for _ in bodies]
+    assert all(m is not None for m in held)
+    server.proc.stop()
+    with suppress(redis.ConnectionError):
+        conn.default_channel.close()
+    conn.release()
+    server.start()
+    return redis.Redis.from_url(server.url)
+
+
 def test_messages_held_when_redis_goes_away_are_back_on_their_queue_once_it_returns(redis_srv: RedisServer) -> None:
     """kombu restores a closing channel's unacknowledged messages, which needs Redis: without the fix they
     waited in `unacked` for the visibility timeout (25 minutes by default)."""
     queue = kombu.Queue("held", kombu.Exchange("held", type="direct"), routing_key="held")
-    _publish(redis_srv, queue, {"n": 1}, {"n": 2})
-    conn = kombu.Connection(redis_srv.url, transport=TRANSPORT)
-    held = [queue(conn.default_channel).get(no_ack=False) for _ in range(2)]
-    assert all(m is not None for m in held)
-    redis_srv.proc.stop()
-    with suppress(redis.ConnectionError):
-        conn.default_channel.close()
-    conn.release()
-    redis_srv.start()
-    client = redis.Redis.from_url(redis_srv.url)
+    client = _held_across_an_outage(redis_srv, queue, {"n": 1}, {"n": 2})
     assert client.hlen("unacked") == 2 and client.llen("held") == 0  # Redis kept them; nobody restored them
 
     with kombu.Connection(redis_srv.url, transport=TRANSPORT) as again:
@@ -168,15 +174,7 @@ def test_a_redis_full_when_it_returns_leaves_the_held_messages_for_the_next_conn
     """Restoring writes, which a full Redis refuses: the new channel still opens (a restore that raised out
     of it would stop the worker), and a later one restores them once there is room."""
     queue = kombu.Queue("held-full", kombu.Exchange("held-full", type="direct"), routing_key="held-full")
-    _publish(redis_srv, queue, {"n": 1})
-    conn = kombu.Connection(redis_srv.url, transport=TRANSPORT)
-    assert queue(conn.default_channel).get(no_ack=False) is not None
-    redis_srv.proc.stop()
-    with suppress(redis.ConnectionError):
-        conn.default_channel.close()
-    conn.release()
-    redis_srv.start()
-    client = redis.Redis.from_url(redis_srv.url)
+    client = _held_across_an_outage(redis_srv, queue, {"n": 1})
     client.config_set("maxmemory", "1")
     try:
         with kombu.Connection(redis_srv.url, transport=TRANSPORT) as full:
