@@ -129,26 +129,31 @@ def test_redis_restarted_mid_stream_the_same_workers_reconnect_and_lose_nothing(
     assert c.duplicates <= most_repeats
 
 
+@pytest.mark.parametrize("topology", TOPOLOGIES)
 def test_redis_restarted_with_the_production_timeouts_what_workers_held_is_reviewed_in_seconds(
-        cluster_factory: Callable[..., Cluster]) -> None:
+        cluster_factory: Callable[..., Cluster], topology: str) -> None:
     """The tests above shorten the visibility timeout to 6 s, which hid this: the messages a worker held
     (prefetched, or running with late acknowledgement) when Redis went away, which kombu cannot restore
     while it is down, waited for the visibility timeout (25 minutes by default) before anyone reviewed them.
-    Here, at the default timeouts, the first channel that reaches Redis again restores them."""
+    Here, at the default timeouts, the first channel that reaches Redis again restores them, in a prefork
+    worker and in the Procfile's thread-pool deliverer alike."""
+    specs, most_repeats = TOPOLOGIES[topology]
     defaults = load_settings()
     cluster = cluster_factory(APOLOGY_VISIBILITY_TIMEOUT_SECONDS=str(defaults.visibility_timeout),
                               APOLOGY_RECONCILE_AFTER_SECONDS=str(defaults.reconcile_after))
-    stream, expected = events(STREAM, "restart-defaults")
+    stream, expected = events(STREAM, f"restart-defaults-{len(specs)}")
     first, rest = stream[: STREAM * 3 // 4], stream[STREAM * 3 // 4:]
-    with cluster.worker("w1") as worker:
+    with ExitStack() as stack:
+        workers = [stack.enter_context(cluster.worker(name, **options)) for name, options in specs]
         cluster.submit(first)
         cluster.receiver.wait_for(lambda r: len(r.deliveries) >= STREAM // 5, timeout=120)
         cluster.redis.restart()
         cluster.submit(rest)
-        cluster.settle(expected, timeout=90, alive=worker)  # not 1,500 s
-        restored = sum("restored the messages held" in line for line in worker.history)
+        cluster.settle(expected, timeout=90, alive=workers[-1])  # not 1,500 s
+        restored = [sum("restored the messages held" in line for line in w.history) for w in workers]
     c = counts(cluster, len(stream), expected)
-    c.report(f"redis restarted at the default visibility timeout ({defaults.visibility_timeout} s); the worker "
-             f"restored what it held {restored} time(s)")
+    c.report(f"redis restarted at the default visibility timeout ({defaults.visibility_timeout} s); {topology}: "
+             f"restores of what the workers held {restored}")
     assert_exactly_once(c, cluster, expected)
     assert c.dead_letters == 0
+    assert c.duplicates <= most_repeats
