@@ -140,13 +140,12 @@ def test_redis_broken_mid_job_the_same_producer_and_worker_wait_and_finish(
 
 
 def test_redis_restarted_while_the_worker_holds_chunks_they_run_again_without_waiting_for_the_visibility_timeout(
-        redis_srv: RedisServer, history: Path, expected: Counter[tuple[str, str]], policy: Policy,
-        tmp_path: Path) -> None:
+        setup: tuple[dict[str, str], JobStore, str], redis_srv: RedisServer, history: Path,
+        expected: Counter[tuple[str, str]], policy: Policy, tmp_path: Path) -> None:
     """The worker runs one chunk and holds the next (prefetch); kombu's restore of the held one fails with
     Redis down, and it used to wait in `unacked` for the visibility timeout (25 minutes here)."""
-    env = {"APOLOGY_BROKER_URL": redis_srv.url, "APOLOGY_LOG_FORMAT": "json"}
-    store = JobStore(redis.Redis.from_url(redis_srv.url))
-    jid = job_id([str(history)], policy.version, 400)
+    env, store, _ = setup
+    jid = job_id([str(history)], policy.version, 400)  # chunks larger than CHUNK: each takes a while
     out = tmp_path / "out"
     with celery_worker(env, concurrency=1, name="w-holding") as worker:
         producer = _cli("start", str(history), "--output", str(out), "--chunk-replies", "400", env=env)
@@ -156,7 +155,6 @@ def test_redis_restarted_while_the_worker_holds_chunks_they_run_again_without_wa
         wait_until(lambda: "consumer: Cannot connect to" in "".join(worker.history), timeout=30,
                    what="the worker noticing (its channel closed while Redis was down)")
         redis_srv.start()
-        store = JobStore(redis.Redis.from_url(redis_srv.url))
         wait_until(lambda: _job(store, jid).state == "done", timeout=60, what="the job done")
         assert "restored the messages held" in "".join(worker.history)
         assert worker.popen.poll() is None
