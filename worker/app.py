@@ -99,11 +99,13 @@ def create_app(cfg: Settings) -> Celery:
         task_soft_time_limit=cfg.task_soft_time_limit,
         task_time_limit=cfg.task_time_limit,
         # Redis redelivers any message not acknowledged within the visibility timeout, including ones a
-        # worker holds for a countdown/ETA, so it must exceed the longest countdown we schedule
-        # (delivery backoff, order waits) or those tasks would run twice ("Using Redis", Caveats).
-        # Workers sweep for such tasks (a killed worker's) every `restore_sweep_seconds`, under a Redis
-        # mutex that a worker killed mid-sweep leaves behind until it expires (kombu: 300 s), so it
-        # expires no later than the visibility timeout.
+        # worker holds for a countdown/ETA, so with kombu's transport it must exceed the longest countdown
+        # we schedule or those tasks would run twice ("Using Redis", Caveats). Ours renews what a live
+        # worker holds at every sweep (worker.broker), so the timeout need only outlast a few missed
+        # sweeps and a killed worker's tasks come back in minutes (`Settings.visibility_timeout`).
+        # Workers sweep for such tasks every `restore_sweep_seconds`, under a Redis mutex that a worker
+        # killed mid-sweep leaves behind until it expires (kombu: 300 s), so it expires no later than the
+        # visibility timeout.
         broker_transport_options={"visibility_timeout": cfg.visibility_timeout,
                                   "unacked_restore_interval": cfg.restore_sweep_seconds,
                                   "unacked_restore_throttle": 1,

@@ -18,12 +18,11 @@ import httpx
 import redis
 from kombu.exceptions import OperationalError
 
-from worker import logs, reconcile
-from worker.broker import queue_keys
+from worker import broker, logs, reconcile
 from worker.delivery import new_client
 from worker.egress import Egress
 from worker.engine import load_policy
-from worker.journal import Kind
+from worker.journal import Kind, entry_key, key_of
 from worker.pipeline import Deps, Limits
 from worker.ratelimit import TokenBuckets
 from worker.routing import Router, build_router
@@ -35,6 +34,10 @@ HANDLE_EVENT = "apology.handle_event"
 DELIVER = "apology.deliver"
 BACKFILL_CHUNK = "apology.backfill_chunk"
 TASKS: dict[Kind, str] = {"event": HANDLE_EVENT, "delivery": DELIVER, "chunk": BACKFILL_CHUNK}  # by journal kind
+_KIND_OF_TASK = {name: kind for kind, name in TASKS.items()}
+# The queue each kind is published to (worker.app's task_routes), and the kind it holds.
+QUEUE_KINDS: dict[str, Kind] = {broker.QUEUE: "event", broker.DELIVERY_QUEUE: "delivery",
+                                broker.BACKFILL_QUEUE: "chunk"}
 # Redis (the stores or the broker) away for a moment, as in a restart or a failover: what tasks run again
 # (worker.tasks) and producers wait out (worker.cli.backfill_cmd) instead of failing.
 T = TypeVar("T")
@@ -192,26 +195,32 @@ def publish(kind: Kind, args: list[Any]) -> None:
     app.send_task(TASKS[kind], args=args, **options)
 
 
+def broker_view(client: redis.Redis, held: bool = True) -> reconcile.BrokerView:
+    """The broker as the reconciler needs it, in one read: which kinds' queues are empty, and (if asked
+    for and not too many) the journal entries of the messages workers hold."""
+    idle, calls = broker.look(client, QUEUE_KINDS, held=held)
+    if calls is None:
+        return reconcile.BrokerView(frozenset(idle), None)
+    return reconcile.BrokerView(frozenset(idle), frozenset(
+        entry_key(kind, key) for name, args in calls
+        if (kind := _KIND_OF_TASK.get(name)) is not None and (key := key_of(kind, args)) is not None))
+
+
 def sweeper(cfg: Settings) -> tuple[Stores, Callable[[bool], reconcile.Sweep]]:
     """The stores and one journal sweep over the real broker and producer (the workers' timer, the CLI).
 
     Short socket timeouts: a worker runs the sweep in its main loop, which must not hang on a dead Redis.
     """
     client = redis.Redis.from_url(cfg.redis_url, socket_connect_timeout=2, socket_timeout=5)
-    broker = client if cfg.redis_url == cfg.broker_url else redis.Redis.from_url(
+    broker_client = client if cfg.redis_url == cfg.broker_url else redis.Redis.from_url(
         cfg.broker_url, socket_connect_timeout=2, socket_timeout=5)
     the_stores = stores(cfg, client)
-    keys = queue_keys()
-
-    def queues_empty() -> bool:
-        pipe = broker.pipeline(transaction=False)
-        for key in keys:
-            pipe.llen(key)
-        return not any(pipe.execute())
 
     def run(dry_run: bool = False) -> reconcile.Sweep:
-        return reconcile.sweep(the_stores, queues_empty=queues_empty, publish=publish,
-                               safe_age=cfg.reconcile_after, max_sends=cfg.reconcile_max_sends, dry_run=dry_run)
+        return reconcile.sweep(the_stores, look=lambda held: broker_view(broker_client, held), publish=publish,
+                               safe_age=cfg.reconcile_after,
+                               max_sends=cfg.reconcile_max_sends, missing_after=cfg.reconcile_missing,
+                               dry_run=dry_run)
 
     return the_stores, run
 

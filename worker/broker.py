@@ -36,15 +36,28 @@ message taken off its queue whose `unacked` record was refused by a dropped conn
 way and put back on its queue. A worker that dies before Redis is back leaves them to the visibility
 timeout and the journal, as before.
 
+A sixth: kombu hands a message back to the queue once it has been in `unacked` longer than the visibility
+timeout, whether or not the worker holding it is alive. So the timeout had to outlast every countdown a
+worker holds a message for (Celery, "Using Redis": Caveats), 25 minutes here, and a worker killed outright
+(SIGKILL, the OOM killer, a lost host) left its messages unreviewed for that long. Here every worker renews
+what it holds at each visibility sweep, as a lease (`_Leases`): a message's `unacked` score is the last time
+a live worker vouched for it, so the timeout only has to outlast a few missed sweeps, and a dead worker's
+messages are back within minutes, not half an hour.
+
 Selected by `worker.app` for `redis://` broker URLs only; other schemes keep kombu's own transport.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import threading
+import time
+import weakref
+from collections.abc import Mapping
 from queue import Empty
-from typing import Any
+from typing import Any, TypeVar
 
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
@@ -62,6 +75,8 @@ DELIVERY_QUEUE = "apology.deliveries"  # deliveries (worker.app's task_routes)
 # holds up the review of a reply written a second ago.
 BACKFILL_QUEUE = "apology.backfill"
 QUEUES = (DELIVERY_QUEUE, QUEUE, BACKFILL_QUEUE)  # the order a worker takes them in, strictly (worker.app)
+
+L = TypeVar("L")  # a label for a queue
 
 # What a read on a connection Redis closed can raise, through redis-py's parser.
 _LOST = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
@@ -113,9 +128,40 @@ class _Stranded:
 STRANDED = _Stranded()
 
 
+class _Leases:
+    """Every QoS of this process, so that one sweep renews all they hold: kombu runs the visibility sweep on
+    the first of a connection's channels that consumes, which need not be the one holding the tasks."""
+
+    def __init__(self) -> None:
+        self._holders: weakref.WeakSet[QoS] = weakref.WeakSet()
+
+    def add(self, qos: QoS) -> None:
+        self._holders.add(qos)
+
+    def renew(self, client: Any) -> int:
+        """Stamp every message this process holds unacknowledged with the time now; those acknowledged or
+        restored meanwhile are left out of the index (ZADD XX). Returns how many were renewed."""
+        by_index: dict[str, list[str]] = {}
+        for qos in list(self._holders):
+            if tags := list(qos._delivered):
+                by_index.setdefault(qos.unacked_index_key, []).extend(tags)
+        now = time.time()
+        pipe = client.pipeline(transaction=False)
+        for index, tags in by_index.items():
+            pipe.zadd(index, dict.fromkeys(tags, now), xx=True, ch=True)
+        return sum(pipe.execute()) if by_index else 0
+
+
+LEASES = _Leases()
+
+
 class QoS(kombu_redis.QoS):
     """kombu's acknowledgement emulation, riding out a Redis that refuses writes at its memory limit and one
-    that goes away while the worker holds messages."""
+    that goes away while the worker holds messages, and renewing what it holds at every visibility sweep."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        LEASES.add(self)
 
     def append(self, message: Any, delivery_tag: str) -> None:
         try:
@@ -169,9 +215,13 @@ class QoS(kombu_redis.QoS):
         virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-untyped-call]
 
     def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
+        """Renew this process's leases, then hand back what no live worker has renewed within the timeout.
+        A connection error goes up to kombu, which skips this sweep."""
         try:
+            with self.channel.conn_or_acquire() as client:
+                LEASES.renew(client)
             super().restore_visible(start, num, interval)  # type: ignore[no-untyped-call]
-        except redis_errors.ResponseError as exc:  # the sweep's lock or its LPUSH refused: the next sweep
+        except redis_errors.ResponseError as exc:  # the lease, the sweep's lock or its LPUSH refused: the next sweep
             log.warning("redis refused the visibility sweep; trying again at the next", error=type(exc).__name__)
 
 
@@ -239,6 +289,50 @@ def queue_keys(queues: tuple[str, ...] = QUEUES) -> list[str]:
     sep = kombu_redis.Channel.sep
     return [queue if not step else f"{queue}{sep}{step}" for queue in queues
             for step in kombu_redis.PRIORITY_STEPS]
+
+
+def look(client: Any, queues: Mapping[str, L], *, held: bool = True,
+         most: int = 10_000) -> tuple[set[L], list[tuple[str, list[Any]]] | None]:
+    """One consistent read of the broker (a transaction): which of `queues` (name -> label) are empty, by
+    label, and the task calls (name, positional arguments) of every message a worker holds unacknowledged.
+
+    A record that is not a Celery task message this code can read is left out. The held messages are not
+    read (None) unless asked for, nor when more than `most` are held (a backlog of countdowns), which would
+    cost the caller, a worker's main loop, too long."""
+    names = list(queues)
+    keys = {name: queue_keys((name,)) for name in names}
+    read_held = held and client.hlen(kombu_redis.Channel.unacked_key) <= most
+    pipe = client.pipeline(transaction=True)
+    for name in names:
+        for key in keys[name]:
+            pipe.llen(key)
+    if read_held:
+        pipe.hvals(kombu_redis.Channel.unacked_key)
+    replies = pipe.execute()
+    lengths = replies[:sum(map(len, keys.values()))]
+    empty: set[L] = set()
+    at = 0
+    for name in names:
+        if not any(lengths[at:at + len(keys[name])]):
+            empty.add(queues[name])
+        at += len(keys[name])
+    if not read_held:
+        return empty, None
+    return empty, [call for raw in replies[-1] if (call := task_call(raw)) is not None]
+
+
+def task_call(raw: bytes | str) -> tuple[str, list[Any]] | None:
+    """The task name and positional arguments of an `unacked` record (kombu's [envelope, exchange, routing
+    key]; Celery's message protocol 2 body is [args, kwargs, embed]), or None if it is not one."""
+    try:
+        message = json.loads(bytes_to_str(raw))[0]  # type: ignore[no-untyped-call]
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return str(message["headers"]["task"]), list(args)
+    except (ValueError, LookupError, TypeError, AttributeError, binascii.Error):
+        return None
 
 
 def envelope(item: bytes | str) -> tuple[dict[str, Any] | None, str | None]:

@@ -11,7 +11,8 @@ work that was in fact done is skipped by deduplication.
 Layout: `aw:journal` is a sorted set of entry keys scored by when each is next due (its last publication or
 retry plus the countdown it was sent with); `aw:journal:<kind>:<key>` holds the entry as JSON
 (`{"kind", "args", "first", "sends"}`) with a TTL, so nothing outlives `ttl` even if never settled.
-`aw:drained` keeps the recent times the queues were seen empty (see `worker.reconcile`).
+`aw:drained` keeps the recent times the queues were seen empty, and `aw:journal-missing` when each entry
+whose message was in no queue and held by no worker was first seen so (see `worker.reconcile`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ PREFIX = "aw:"
 INDEX = PREFIX + "journal"
 DRAINED = PREFIX + "drained"
 LOCK = PREFIX + "journal-sweep"
+MISSING = PREFIX + "journal-missing"
 KEEP_DRAINED = 1000  # observations kept; a sweep needs only the newest one older than the safe age
 
 Kind = Literal["event", "delivery", "chunk"]
@@ -47,6 +49,19 @@ def event_key(source: str, event_id: str) -> str:
 
 def chunk_key(job_id: str, index: int) -> str:
     return f"{job_id}:{index}"
+
+
+def key_of(kind: Kind, args: list[Any]) -> str | None:
+    """The entry key of a task's message, from the arguments it was published with (as the producers key
+    them: an event by source and id, a delivery by its id, a chunk by job and index); None if they name none."""
+    try:
+        if kind == "event":
+            return event_key(str(args[0]["source"]), str(args[0]["event_id"]))
+        if kind == "delivery":
+            return str(args[0]["delivery_id"])
+        return chunk_key(str(args[0]), int(args[1]))
+    except (LookupError, TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +124,13 @@ class Journal:
             target.execute()
 
     # -- the reconciler --------------------------------------------------------------------------------------
-    def due(self, before: float, limit: int) -> list[Entry]:
-        """Entries due before `before`, oldest first; index members whose entry expired are dropped."""
+    def due(self, before: float, limit: int, kinds: Iterable[Kind] = KINDS, scan: int | None = None) -> list[Entry]:
+        """Entries of `kinds` due before `before`, oldest first, among the first `scan` (default `limit`) due
+        of any kind; index members whose entry expired are dropped."""
         found: list[tuple[Any, float]] = list(self.redis.zrangebyscore(  # type: ignore[arg-type]
-            INDEX, "-inf", f"({before!r}", start=0, num=limit, withscores=True))
+            INDEX, "-inf", f"({before!r}", start=0, num=scan or limit, withscores=True))
+        prefixes = tuple(entry_key(kind, "") for kind in kinds)
+        found = [(k, score) for k, score in found if as_text(k).startswith(prefixes)][:limit]
         if not found:
             return []
         keys = [as_text(k) for k, _ in found]
@@ -158,6 +176,25 @@ class Journal:
         """The newest time at or before `at` when the queues were seen empty."""
         found = self.redis.zrevrangebyscore(DRAINED, at, "-inf", start=0, num=1, withscores=True)
         return float(found[0][1]) if found else None
+
+    def watch_missing(self, keys: Iterable[str], now: float, *, record: bool = True) -> dict[str, float]:
+        """When each of `keys` (entries whose message was just found in no queue and held by no worker) was
+        first found so, at this look and every look since. Keys missing from this look lose their watch:
+        their message was seen, or not looked for. `record=False` reads without changing anything."""
+        seen = {as_text(k): float(v) for k, v in self.redis.hgetall(MISSING).items()}
+        since = {k: seen.get(k, now) for k in keys}
+        if record:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(MISSING)
+            if since:
+                pipe.hset(MISSING, mapping={k: repr(t) for k, t in since.items()})
+            pipe.execute()
+        return since
+
+    def unwatch(self, keys: Iterable[str]) -> None:
+        """End the watch of entries just published again: a re-sent message is watched afresh."""
+        if gone := list(keys):
+            self.redis.hdel(MISSING, *gone)
 
     def take_sweep(self, seconds: float) -> bool:
         """One sweep per interval over all workers: true for the caller that gets the slot."""

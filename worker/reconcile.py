@@ -11,8 +11,23 @@ reaching a final state: it is published again (deduplication makes a copy of wor
 a no-op), and after `max_sends` re-sends it is dead-lettered instead, for a person to look at.
 
 While a backlog keeps the queues from ever being empty nothing is re-sent; a lost message waits until
-the queues drain. The sweep is driven by every worker (`worker.app`, one of them per interval under a Redis
-lock) or by `apology-worker reconcile`.
+the queues drain.
+
+That test has to allow for the visibility timeout and every countdown: 810 s at the defaults. A second,
+faster one looks where the message should be: a journalled message is on its kind's queue, or held by a
+worker (kombu records every message a worker has taken, prefetched, waiting for its countdown or running, in
+`unacked` until it is acknowledged), or its work is final and the entry settled. One consistent read of the
+broker (the queue's length and every `unacked` record, in one transaction) that finds the kind's queue empty
+and the entry's message not held, at every sweep for `missing_after` seconds, means it was lost: a BRPOP
+reply that died with its connection, a worker killed between BRPOP and its `unacked` record, a producer that
+died before publishing. It is published again then, a minute or two after the loss instead of a quarter of
+an hour. The message can also be out of sight legitimately, but only briefly: between BRPOP and its record
+(a worker too busy to read its BRPOP reply leaves it there until a task ends, the hard time limit at most),
+or between a restore's removal from `unacked` and its push back; `missing_after` defaults to that limit.
+Either test re-sending a message that was not lost costs a skipped duplicate, never a second annotation.
+
+The sweep is driven by every worker (`worker.app`, one of them per interval under a Redis lock) or by
+`apology-worker reconcile`.
 """
 
 from __future__ import annotations
@@ -23,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker import logs
-from worker.journal import Entry, Kind
+from worker.journal import KINDS, Entry, Kind
 from worker.stores import Stores
 
 log = logs.get_logger("worker.reconcile")
@@ -34,6 +49,19 @@ SWEEP_LIMIT = 500  # entries looked at per sweep; a longer list is worked throug
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerView:
+    """One consistent read of the broker: which kinds' queues are empty, and the journal entries (their
+    Redis keys) whose messages workers hold unacknowledged."""
+
+    idle: frozenset[Kind]
+    held: frozenset[str] | None  # None: not read (not asked for, or too many to read)
+
+    @property
+    def queues_empty(self) -> bool:
+        return self.idle == frozenset(KINDS)
+
+
+@dataclass(frozen=True, slots=True)
 class Sweep:
     """What one sweep saw and did."""
 
@@ -41,34 +69,50 @@ class Sweep:
     cutoff: float | None  # entries due before this were lost; None: the queues were not seen empty long enough ago
     resent: tuple[Entry, ...] = ()
     dead: tuple[Entry, ...] = ()
+    missing: tuple[Entry, ...] = ()  # those of `resent` and `dead` found lost by looking, not by age
 
 
-def sweep(stores: Stores, *, queues_empty: Callable[[], bool], publish: Callable[[Kind, list[Any]], None],
-          safe_age: float, max_sends: int, limit: int = SWEEP_LIMIT, dry_run: bool = False,
-          now: float | None = None) -> Sweep:
+def sweep(stores: Stores, *, look: Callable[[bool], BrokerView], publish: Callable[[Kind, list[Any]], None],
+          safe_age: float, max_sends: int, missing_after: float | None = None, limit: int = SWEEP_LIMIT,
+          dry_run: bool = False, now: float | None = None) -> Sweep:
+    """Publish again (or dead-letter) what is overdue by age, and, with `missing_after`, what has been
+    found in no queue and held by no worker at every sweep for that long."""
     journal = stores.journal
     now = journal.clock() if now is None else now
-    empty = queues_empty()
-    if empty and not dry_run:
+    # The journal first, the broker second: an entry settled between the two reads is then at worst
+    # suspected once, and gone from the journal at the next sweep. Only kinds whose queue is empty are
+    # candidates, so a long backfill's chunks do not crowd a lost live event out of the first `limit`.
+    candidates: list[Entry] = []
+    if missing_after is not None and (idle := look(False).idle):
+        candidates = journal.due(now - PUBLISH_SLACK_SECONDS, limit, kinds=idle, scan=limit * 10)
+    view = look(bool(candidates))  # what workers hold is read only when there is something to look for
+    if view.queues_empty and not dry_run:
         journal.note_drained(now)
+    missing: dict[str, Entry] = {}
+    if missing_after is not None:
+        held = view.held
+        found = [] if held is None else [e for e in candidates if e.kind in view.idle and e.redis_key not in held]
+        since = journal.watch_missing((e.redis_key for e in found), now, record=not dry_run)
+        missing = {e.redis_key: e for e in found if since[e.redis_key] <= now - missing_after}
     drained = journal.drained_before(now - safe_age)
-    if drained is None:
-        return Sweep(empty, None)
-    cutoff = drained - PUBLISH_SLACK_SECONDS
-    due = journal.due(cutoff, limit)
+    cutoff = None if drained is None else drained - PUBLISH_SLACK_SECONDS
+    overdue = {e.redis_key: e for e in (journal.due(cutoff, limit) if cutoff is not None else [])}
+    due = list({**overdue, **missing}.values())
     if dry_run:
-        return Sweep(empty, cutoff, tuple(e for e in due if e.sends < max_sends),
-                     tuple(e for e in due if e.sends >= max_sends))
+        return Sweep(view.queues_empty, cutoff, tuple(e for e in due if e.sends < max_sends),
+                     tuple(e for e in due if e.sends >= max_sends), tuple(missing.values()))
     resent: list[Entry] = []
     dead: list[Entry] = []
     for entry in due:
+        how = "missing" if entry.redis_key in missing else "overdue"
         if entry.sends >= max_sends:
+            first = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(entry.first))
             letter = stores.add_dead_letter(
-                entry.kind, f"not finished after {entry.sends} re-sends of a message the broker lost "
-                            f"(first published {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(entry.first))})",
+                entry.kind, f"not finished after {entry.sends} re-sends of a message lost between the queue and a "
+                            f"worker, or failing before its final state (first published {first})",
                 entry.args[0] if len(entry.args) == 1 else entry.args, settles=(entry.kind, entry.key))
             log.error("journal entry dead-lettered", kind=entry.kind, key=entry.key, sends=entry.sends,
-                      dead_letter=letter)
+                      found=how, dead_letter=letter)
             dead.append(entry)
             continue
         try:
@@ -77,6 +121,8 @@ def sweep(stores: Stores, *, queues_empty: Callable[[], bool], publish: Callable
             continue
         publish(entry.kind, entry.args)
         log.warning("published again: lost between the queue and a worker", kind=entry.kind, key=entry.key,
-                    sends=entry.sends + 1, overdue=round(now - entry.due, 1))
+                    sends=entry.sends + 1, overdue=round(now - entry.due, 1), found=how)
         resent.append(entry)
-    return Sweep(empty, cutoff, tuple(resent), tuple(dead))
+    journal.unwatch(missing)
+    return Sweep(view.queues_empty, cutoff, tuple(resent), tuple(dead),
+                 tuple(e for e in [*resent, *dead] if e.redis_key in missing))

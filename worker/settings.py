@@ -11,6 +11,7 @@ import base64
 import binascii
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -84,8 +85,8 @@ class Settings(BaseSettings):
     task_sent_events: bool = False  # also a "task-sent" event per publish (see worker.app)
     # Task events wait this long to go to Redis together (worker.consumer): Flower sees them that much later.
     task_events_batch_seconds: float = Field(default=0.05, ge=0.0, le=10.0)
-    # Redis hands an unacknowledged task (a killed worker's) to another worker after this long; unset, it
-    # is derived from the longest countdown we schedule (see `visibility_timeout`).
+    # Redis hands an unacknowledged task (a killed worker's) to another worker after this long unrenewed;
+    # unset, it is derived from the task time limit (see `visibility_timeout`).
     visibility_timeout_seconds: int | None = Field(default=None, ge=1)
     # Stage timestamps per event in Redis (worker.tracing), for bench/pipeline.py's latency breakdown.
     trace_stages: bool = False
@@ -97,6 +98,9 @@ class Settings(BaseSettings):
     reconcile_after_seconds: int | None = Field(default=None, ge=1)
     reconcile_interval_seconds: float | None = Field(default=None, gt=0)
     reconcile_max_sends: int = Field(default=5, ge=1, le=100)  # then dead-lettered
+    # ... and, sooner, once its message has been in no queue and held by no worker for this long (see
+    # `reconcile_missing`).
+    reconcile_missing_seconds: int | None = Field(default=None, ge=1)
     journal_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
 
     @model_validator(mode="after")
@@ -142,14 +146,24 @@ class Settings(BaseSettings):
         return self.store_url or self.broker_url
 
     @property
-    def visibility_timeout(self) -> int:
-        """Longer than any countdown we schedule, so a delayed task is never handed out twice.
+    def renews_leases(self) -> bool:
+        """Whether workers renew the messages they hold (`worker.broker`'s transport: `redis://` URLs)."""
+        return urlsplit(self.broker_url).scheme == "redis"
 
-        A shorter explicit value brings a killed worker's tasks back sooner; a countdown longer than it
-        may then run twice, which deduplication absorbs (the fault tests run that way).
+    @property
+    def visibility_timeout(self) -> int:
+        """How long a message may sit in `unacked` unrenewed before Redis hands it to another worker.
+
+        Workers renew what they hold at every restore sweep (`worker.broker`), so the timeout need only
+        outlast a few sweeps that a stalled main loop might miss: twice the hard time limit (a solo pool
+        runs a task inside its main loop), at least 60 s, and a killed worker's tasks are back that soon.
+        kombu's own transport (other URL schemes) renews nothing: there it must outlast every countdown a
+        worker holds a message for, or a delayed task is handed out twice ("Using Redis", Caveats).
         """
         if self.visibility_timeout_seconds is not None:
             return self.visibility_timeout_seconds
+        if self.renews_leases:
+            return max(60, 2 * self.task_time_limit)
         longest = max(self.delivery_backoff_max_seconds, self.order_wait_max_seconds, self.task_time_limit)
         return int(longest) * 2 + 300
 
@@ -173,20 +187,32 @@ class Settings(BaseSettings):
                    + self.task_time_limit)
 
     @property
+    def reconcile_missing(self) -> int:
+        """How long a journalled message must have been in no queue and held by no worker, at every sweep, to
+        be published again. A message is legitimately out of sight only between a worker's BRPOP and its
+        `unacked` record, where a worker too busy to read its BRPOP reply leaves it until a task ends: the
+        hard time limit at most. A shorter value only costs re-sends, which deduplication absorbs."""
+        if self.reconcile_missing_seconds is not None:
+            return self.reconcile_missing_seconds
+        return self.task_time_limit
+
+    @property
     def reconcile_interval(self) -> float:
-        """How often a worker offers to sweep the journal (one of them does, under a Redis lock)."""
+        """How often a worker offers to sweep the journal (one of them does, under a Redis lock): often enough
+        to look a few times within both ages."""
         if self.reconcile_interval_seconds is not None:
             return self.reconcile_interval_seconds
-        return float(max(1, min(60, self.reconcile_after // 10)))
+        return float(max(1, min(60, self.reconcile_after // 10, self.reconcile_missing // 4)))
 
     @property
     def restore_sweep_seconds(self) -> int:
-        """How often a worker looks for tasks past the visibility timeout to hand out again.
+        """How often a worker renews what it holds and looks for tasks past the visibility timeout to hand
+        out again: four times per timeout, so a holder's lease lapses only after four missed renewals.
 
         kombu's default sweep is every ~100 s (10 s interval x throttle 10); a short visibility timeout
         wants a sweep of the same order, or a killed worker's tasks would wait for the next one.
         """
-        return max(1, min(100, self.visibility_timeout // 2))
+        return max(1, min(100, self.visibility_timeout // 4))
 
 
 def _var(field: str) -> str:

@@ -11,6 +11,7 @@ journal's reconciler published again because the broker had lost them.
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import threading
 from collections import Counter
@@ -51,8 +52,8 @@ ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 VISIBILITY_TIMEOUT = 6  # seconds before Redis hands a lost task to another worker
 # How long past due, after the queue was last seen empty, a journalled message must be for the reconciler to
-# publish it again: the smallest the settings accept with the visibility timeout above (its 3 s restore
-# sweep and the 5 s order wait) plus one.
+# publish it again: more than the settings' floor with the visibility timeout above (6 s, its 1 s restore
+# sweep and the 5 s order wait: 12 s).
 RECONCILE_AFTER = 15
 RESENT_LINE = "published again: lost between the queue and a worker"  # worker.reconcile's log line
 
@@ -129,9 +130,11 @@ class Cluster:
         return subprocess.run([venv_bin("apology-worker"), *args], env=python_env(**self.env), cwd=ROOT,
                               capture_output=True, text=True, timeout=120, check=False)
 
-    def resent(self) -> int:
-        """How many messages the workers' reconciler published again (it logs each at WARNING)."""
-        return sum(line.count(RESENT_LINE) for p in self.workers for line in p.history)
+    def resent(self, found: str | None = None) -> int:
+        """How many messages the workers' reconciler published again (it logs each at WARNING), or only those
+        it `found` "overdue" or "missing"."""
+        return sum(RESENT_LINE in line and (found is None or json.loads(line).get("found") == found)
+                   for p in self.workers for line in p.history)
 
     def settle(self, expected: set[str], timeout: float = 180.0,
                alive: Proc | None = None) -> None:

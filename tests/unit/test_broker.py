@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from tests.support.processes import RedisServer
-from worker.broker import TRANSPORT, queue_keys
+from worker.broker import TRANSPORT, look, queue_keys
 
 
 @contextmanager
@@ -185,3 +185,66 @@ def test_a_redis_full_when_it_returns_leaves_the_held_messages_for_the_next_conn
     with kombu.Connection(redis_srv.url, transport=TRANSPORT) as again:
         back = queue(again.default_channel).get(no_ack=True)
     assert back is not None and back.payload == {"n": 1}
+
+
+def test_the_reconcilers_view_names_the_messages_workers_hold_and_the_empty_queues(redis_srv: RedisServer) -> None:
+    """One read of the real broker: queues by kind, and the journal entries of the messages in `unacked`,
+    read back from what Celery itself published (base64 bodies, protocol 2)."""
+    from worker import bootstrap
+    from worker.app import create_app
+    from worker.broker import DELIVERY_QUEUE, QUEUE
+    from worker.journal import entry_key
+    from worker.settings import load_settings
+
+    app = create_app(load_settings(broker_url=redis_srv.url))
+    client = redis.Redis.from_url(redis_srv.url)
+    try:
+        bootstrap.send_event({"source": "zendesk", "event_id": "e-1", "message": {"body": "héllo"}}, app)
+        bootstrap.send_delivery({"delivery_id": "msg_1", "verdict": {}}, app, countdown=30)
+        client.hset("unacked", "junk", "not a message")  # never mistaken for anything
+        view = bootstrap.broker_view(client)
+        assert view.idle == {"chunk"} and view.held == set()
+        with kombu.Connection(redis_srv.url, transport=TRANSPORT) as conn:
+            channel = conn.default_channel
+            delivery = kombu.Queue(DELIVERY_QUEUE)(channel).get(no_ack=False)  # reserved, as a worker does
+            assert delivery is not None
+            view = bootstrap.broker_view(client)
+            assert view.idle == {"delivery", "chunk"}
+            assert view.held == {entry_key("delivery", "msg_1")}
+            event = kombu.Queue(QUEUE)(channel).get(no_ack=False)
+            assert event is not None
+            delivery.ack()
+            view = bootstrap.broker_view(client)
+            assert view.queues_empty and view.held == {entry_key("event", "zendesk:e-1")}
+            # Not read when not asked for (nothing to look for), nor when there are too many to read.
+            assert bootstrap.broker_view(client, held=False).held is None
+            assert look(client, bootstrap.QUEUE_KINDS, most=1) == (set(bootstrap.QUEUE_KINDS.values()), None)
+    finally:
+        app.close()
+
+
+def test_a_live_workers_messages_are_renewed_and_a_dead_workers_go_back_to_the_queue(redis_srv: RedisServer) -> None:
+    """The visibility timeout as a lease: a message held past it by a live worker (a long countdown) stays
+    with that worker; one whose holder is gone goes back on its queue at the next sweep. kombu alone hands
+    back both, which is why its timeout had to outlast every countdown (25 minutes here)."""
+    import time
+
+    queue = kombu.Queue("lease", kombu.Exchange("lease", type="direct"), routing_key="lease")
+    _publish(redis_srv, queue, {"n": 1}, {"n": 2})
+    options = {"visibility_timeout": 60}
+    client = redis.Redis.from_url(redis_srv.url)
+    with kombu.Connection(redis_srv.url, transport=TRANSPORT, transport_options=options) as live, \
+            kombu.Connection(redis_srv.url, transport_options=options) as gone:  # kombu's: another process
+        channel = live.default_channel
+        held = queue(channel).get(no_ack=False)
+        orphan = queue(gone.default_channel).get(no_ack=False)
+        assert held is not None and orphan is not None and client.hlen("unacked") == 2
+        # Both taken well over the timeout ago; the one process still alive renews its own at the sweep.
+        client.zadd("unacked_index", {held.delivery_tag: time.time() - 600, orphan.delivery_tag: time.time() - 600})
+        gone.default_channel.qos._delivered.clear()  # its process died: nothing renews or restores it
+        channel.qos.restore_visible(num=10, interval=1)
+        assert client.hkeys("unacked") == [held.delivery_tag.encode()]
+        back = queue(channel).get(no_ack=True)
+        assert back is not None and back.payload == orphan.payload
+        held.ack()
+        assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0

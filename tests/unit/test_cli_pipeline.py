@@ -10,6 +10,7 @@ import pytest
 
 from worker import bootstrap
 from worker.cli import main
+from worker.journal import KINDS
 from worker.settings import load_settings
 from worker.stores import Stores
 
@@ -90,8 +91,9 @@ def test_reconcile_dry_run_lists_what_it_would_send_again(broker: tuple[Stores, 
 
     def sweeper(cfg: Any) -> Any:
         def run(dry_run: bool = False) -> reconcile.Sweep:
-            return reconcile.sweep(stores, queues_empty=lambda: True, publish=lambda k, a: published.append(a),
-                                   safe_age=0, max_sends=5, dry_run=dry_run, now=stores.clock() + 20)
+            return reconcile.sweep(stores, look=lambda held: reconcile.BrokerView(frozenset(KINDS), frozenset()),
+                                   publish=lambda k, a: published.append(a), safe_age=0, max_sends=5,
+                                   dry_run=dry_run, now=stores.clock() + 20)
         return stores, run
 
     monkeypatch.setattr(bootstrap, "sweeper", sweeper)

@@ -11,9 +11,9 @@ import pytest
 
 from tests.unit.test_pipeline import Harness, conversation
 from worker.engine import Policy
-from worker.journal import Kind, entry_key, event_key
+from worker.journal import KINDS, Kind, chunk_key, entry_key, event_key, key_of
 from worker.pipeline import deliver, handle_event, history_events
-from worker.reconcile import PUBLISH_SLACK_SECONDS, sweep
+from worker.reconcile import PUBLISH_SLACK_SECONDS, BrokerView, sweep
 from worker.stores import Stores
 
 
@@ -81,18 +81,25 @@ def test_a_rejected_event_that_names_itself_settles_its_entry(policy: Policy) ->
 
 
 class Broker:
-    """The queue as the reconciler sees it, and what it published."""
+    """The broker as the reconciler sees it (queues empty or not, by kind; the journal keys of the messages
+    workers hold), and what it published."""
 
     def __init__(self) -> None:
         self.empty = False
+        self.busy: set[Kind] = set()  # with `empty`: the kinds whose queue is not
+        self.held: set[str] = set()
         self.published: list[tuple[Kind, list[Any]]] = []
+
+    def look(self, held: bool = True) -> BrokerView:
+        idle = frozenset(KINDS) - self.busy if self.empty else frozenset()
+        return BrokerView(frozenset(idle), frozenset(self.held))
 
     def publish(self, kind: Kind, args: list[Any]) -> None:
         self.published.append((kind, args))
 
 
 def run(stores: Stores, broker: Broker, clock: Clock, **kw: Any) -> Any:
-    return sweep(stores, queues_empty=lambda: broker.empty, publish=broker.publish,
+    return sweep(stores, look=broker.look, publish=broker.publish,
                  safe_age=kw.pop("safe_age", 60), max_sends=kw.pop("max_sends", 2), now=clock.now, **kw)
 
 
@@ -190,3 +197,126 @@ def test_an_expired_entry_leaves_the_index(stores: Stores, clock: Clock) -> None
 def test_one_sweep_per_interval_over_all_workers(stores: Stores) -> None:
     assert stores.journal.take_sweep(5)
     assert not stores.journal.take_sweep(5)
+
+
+# -- found missing: in no queue and held by no worker, at every sweep for `missing_after` ---------------------
+SAFE_AGE = 2_260  # the production default: the test by age cannot fire within these tests
+
+
+def missing_run(stores: Stores, broker: Broker, clock: Clock, **kw: Any) -> Any:
+    return run(stores, broker, clock, safe_age=SAFE_AGE, missing_after=30, **kw)
+
+
+def test_a_message_in_no_queue_and_held_by_no_worker_is_sent_again_once_missing_that_long(
+        stores: Stores, clock: Clock) -> None:
+    """A BRPOP reply lost with its connection: the message is nowhere; sent again in a minute, not 38."""
+    broker = Broker()
+    broker.empty = True
+    stores.journal.record([("event", "src:lost", [{"event_id": "lost"}])])
+    clock.now += PUBLISH_SLACK_SECONDS  # not yet past the producer's slack: not looked at
+    assert missing_run(stores, broker, clock).resent == ()
+    clock.now += 1
+    assert missing_run(stores, broker, clock).resent == ()  # first found missing now
+    clock.now += 29
+    assert missing_run(stores, broker, clock).resent == ()
+    clock.now += 1
+    swept = missing_run(stores, broker, clock)
+    assert [e.key for e in swept.resent] == [e.key for e in swept.missing] == ["src:lost"]
+    assert swept.cutoff is None  # the test by age had nothing to say
+    assert broker.published == [("event", [{"event_id": "lost"}])]
+    # Published again, and lost again: watched afresh from its re-send, then dead-lettered after max_sends.
+    clock.now += PUBLISH_SLACK_SECONDS + 1
+    assert missing_run(stores, broker, clock).resent == ()
+    clock.now += 30
+    assert len(missing_run(stores, broker, clock).resent) == 1
+    clock.now += PUBLISH_SLACK_SECONDS + 1
+    missing_run(stores, broker, clock)
+    clock.now += 30
+    swept = missing_run(stores, broker, clock)
+    assert [e.key for e in swept.dead] == [e.key for e in swept.missing] == ["src:lost"]
+    assert unsettled(stores) == set()
+
+
+def test_a_message_a_worker_holds_or_still_queued_is_never_sent_again_by_looking(
+        stores: Stores, clock: Clock) -> None:
+    """Held: prefetched, waiting out a countdown or running, it is in `unacked`. Queued behind a backlog of its
+    own kind: its queue is not empty. Another kind's backlog does not hide a lost one (a long backfill)."""
+    broker = Broker()
+    broker.empty = True
+    broker.busy = {"event"}
+    stores.journal.record([("event", "src:queued", [{}]), ("delivery", "held", [{}]), ("delivery", "lost", [{}])])
+    broker.held = {entry_key("delivery", "held")}
+    sent: list[str] = []
+    for _ in range(40):
+        clock.now += 10
+        sent += [e.key for e in missing_run(stores, broker, clock).resent]
+    assert sent == ["lost", "lost"]  # sent again every 30 s or so while it stays lost
+    assert stores.journal.due(clock.now, 10, kinds=("event",))[0].sends == 0
+
+
+def test_a_message_seen_again_between_two_sweeps_starts_its_watch_over(stores: Stores, clock: Clock) -> None:
+    """Out of sight for a moment (between BRPOP and its `unacked` record, or a look while its queue was busy)
+    is not lost: it must be missing at every sweep for the whole time."""
+    broker = Broker()
+    broker.empty = True
+    stores.journal.record([("delivery", "d1", [{}])])
+    clock.now += 10
+    missing_run(stores, broker, clock)  # missing: watched from now
+    clock.now += 20
+    broker.held = {entry_key("delivery", "d1")}
+    missing_run(stores, broker, clock)  # seen: the watch ends
+    broker.held = set()
+    clock.now += 20
+    assert missing_run(stores, broker, clock).resent == ()  # missing again: 0 s, not 40
+    broker.busy = {"delivery"}
+    clock.now += 20
+    missing_run(stores, broker, clock)  # its queue busy: not looked for, the watch ends
+    broker.busy = set()
+    clock.now += 20
+    assert missing_run(stores, broker, clock).resent == ()
+    clock.now += 30
+    assert [e.key for e in missing_run(stores, broker, clock).resent] == ["d1"]
+
+
+def test_a_dry_run_lists_what_was_found_missing_and_changes_no_watch(stores: Stores, clock: Clock) -> None:
+    broker = Broker()
+    broker.empty = True
+    stores.journal.record([("chunk", "job:3", ["job", 3])])
+    clock.now += 10
+    assert missing_run(stores, broker, clock, dry_run=True).missing == ()  # records no watch
+    missing_run(stores, broker, clock)
+    clock.now += 30
+    assert [e.key for e in missing_run(stores, broker, clock, dry_run=True).missing] == ["job:3"]
+    assert broker.published == []
+    assert [e.key for e in missing_run(stores, broker, clock).resent] == ["job:3"]
+
+
+def test_a_held_message_is_matched_to_its_entry_by_the_arguments_it_was_published_with(policy: Policy) -> None:
+    """What the reconciler reads back from `unacked` (a task's arguments) names the entry every producer
+    path wrote: events, deliveries, chunks."""
+    h = Harness(policy)
+    c_event, a_event = h.submit(history_events(conversation()))
+    handle_event(c_event, h.deps)
+    handle_event(a_event, h.deps)
+    job = h.queue[0]
+    written = unsettled(h.deps.stores) | {entry_key("event", event_key("history", a_event["event_id"]))}
+    read = {entry_key("event", key_of("event", [a_event]) or ""),
+            entry_key("delivery", key_of("delivery", [{**job, "throttled": 2}]) or "")}  # a throttled retry
+    assert read == written
+    assert key_of("chunk", ["job-1", 7]) == chunk_key("job-1", 7)
+    assert key_of("event", ["not an event"]) is None and key_of("chunk", ["job-1"]) is None
+
+
+def test_a_long_backfill_does_not_crowd_a_lost_event_out_of_the_sweep(stores: Stores, clock: Clock) -> None:
+    """A sweep reads a bounded number of entries, oldest first: those of a kind whose queue is busy (a
+    backfill's thousands of chunks) are not among them."""
+    broker = Broker()
+    broker.empty = True
+    broker.busy = {"chunk"}
+    stores.journal.record([("chunk", f"job:{i}", ["job", i]) for i in range(20)])
+    clock.now += 1
+    stores.journal.record([("event", "src:lost", [{"event_id": "lost"}])])
+    clock.now += PUBLISH_SLACK_SECONDS + 1
+    missing_run(stores, broker, clock, limit=5)
+    clock.now += 30
+    assert [e.key for e in missing_run(stores, broker, clock, limit=5).resent] == ["src:lost"]

@@ -62,20 +62,28 @@ def test_invalid_settings_fail_naming_the_variable(monkeypatch: pytest.MonkeyPat
         load_settings()
 
 
-def test_the_visibility_timeout_outlasts_every_countdown() -> None:
+def test_the_visibility_timeout_is_a_lease_where_workers_renew_it_and_outlasts_every_countdown_elsewhere() -> None:
+    # Our transport renews what a live worker holds at every sweep: the timeout outlasts a few missed sweeps
+    # and a task the solo pool runs inside its main loop, and a killed worker's tasks are back in minutes.
     cfg = load_settings()
-    assert cfg.visibility_timeout > cfg.delivery_backoff_max_seconds
-    assert cfg.visibility_timeout > cfg.order_wait_max_seconds
+    assert cfg.renews_leases
+    assert cfg.visibility_timeout >= 2 * cfg.task_time_limit and cfg.visibility_timeout <= 300
+    assert cfg.visibility_timeout >= 4 * cfg.restore_sweep_seconds
+    # kombu's own (another scheme) renews nothing: there a held countdown must not outlive the timeout.
+    tls = load_settings(broker_url="rediss://redis.example:6380/0")
+    assert not tls.renews_leases
+    assert tls.visibility_timeout > tls.delivery_backoff_max_seconds
+    assert tls.visibility_timeout > tls.order_wait_max_seconds
 
 
 def test_an_explicit_visibility_timeout_also_shortens_the_restore_sweep() -> None:
-    assert load_settings().restore_sweep_seconds == 100  # kombu's own default period
+    assert load_settings(broker_url="rediss://redis.example:6380/0").restore_sweep_seconds == 100  # kombu's period
     cfg = load_settings(visibility_timeout_seconds=6)
-    assert (cfg.visibility_timeout, cfg.restore_sweep_seconds) == (6, 3)
+    assert (cfg.visibility_timeout, cfg.restore_sweep_seconds) == (6, 1)
     from worker.app import create_app
 
     options = create_app(cfg).conf.broker_transport_options
-    assert options["visibility_timeout"] == 6 and options["unacked_restore_interval"] == 3
+    assert options["visibility_timeout"] == 6 and options["unacked_restore_interval"] == 1
     assert options["unacked_mutex_expire"] == 6
 
 
@@ -83,12 +91,16 @@ def test_the_reconciler_waits_longer_than_a_message_can_legitimately_be_out_of_s
     cfg = load_settings()
     assert cfg.reconcile_after > (cfg.visibility_timeout + cfg.restore_sweep_seconds + cfg.longest_countdown
                                   + cfg.task_time_limit - 1)
-    assert 1 <= cfg.reconcile_interval <= 60
+    # Found missing: out of sight longer than a worker too busy to read its BRPOP reply can leave one, looked
+    # at four times or more within that.
+    assert cfg.reconcile_missing >= cfg.task_time_limit
+    assert 1 <= cfg.reconcile_interval <= cfg.reconcile_missing / 4
+    assert load_settings(task_time_limit=300, task_soft_time_limit=200).reconcile_missing == 300
     quick = load_settings(visibility_timeout_seconds=6, delivery_backoff_max_seconds=1,
                           reconcile_after_seconds=15)
     assert (quick.reconcile_after, quick.reconcile_interval) == (15, 1.0)
-    with pytest.raises(ConfigError, match="APOLOGY_RECONCILE_AFTER_SECONDS must be longer than 14"):
-        load_settings(visibility_timeout_seconds=6, delivery_backoff_max_seconds=1, reconcile_after_seconds=14)
+    with pytest.raises(ConfigError, match="APOLOGY_RECONCILE_AFTER_SECONDS must be longer than 12"):
+        load_settings(visibility_timeout_seconds=6, delivery_backoff_max_seconds=1, reconcile_after_seconds=12)
     with pytest.raises(ConfigError, match="APOLOGY_JOURNAL_TTL_SECONDS"):
         load_settings(journal_ttl_seconds=3600)
 

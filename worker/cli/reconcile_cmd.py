@@ -2,7 +2,8 @@
 
 Workers sweep on their own (`APOLOGY_RECONCILE`, on by default); this is for looking (`--dry-run` lists
 what a sweep would send again, by kind and key, never the message) and for deployments that turn the
-workers' sweep off and run this from cron instead. Exit 0.
+workers' sweep off and run this from cron instead (often enough to look at least twice within
+`APOLOGY_RECONCILE_MISSING_SECONDS`, or only the slower test by age applies). Exit 0.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"journal: {journal.size()} unsettled" + (f", oldest due {now - oldest:.0f} s ago" if oldest else ""))
     print("queues: " + ("empty" if result.queues_empty else "not empty"))
     if result.cutoff is None:
-        print(f"nothing is overdue yet: the queues were not seen empty {cfg.reconcile_after} s ago or earlier")
-        return 0
+        print(f"nothing is overdue by age: the queues were not seen empty {cfg.reconcile_after} s ago or earlier")
     verb = ("would send again", "would dead-letter") if args.dry_run else ("sent again", "dead-lettered")
+    missing = {e.redis_key for e in result.missing}
     for label, entries in zip(verb, (result.resent, result.dead), strict=True):
         print(f"{label}: {len(entries)}")
         for entry in entries:
-            print(f"  {entry.kind:<8} {entry.key}  sends={entry.sends}  due {now - entry.due:.0f} s ago")
+            found = (f"in no queue and held by no worker for {cfg.reconcile_missing} s or more"
+                     if entry.redis_key in missing else "overdue")
+            print(f"  {entry.kind:<8} {entry.key}  sends={entry.sends}  due {now - entry.due:.0f} s ago  ({found})")
     return 0
