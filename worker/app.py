@@ -191,7 +191,33 @@ class _JournalSweep(bootsteps.StartStopStep):  # type: ignore[misc]
             self.tref = None
 
 
+class _RenewLeases(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Renew what this worker holds unacknowledged every restore sweep period (`worker.broker`), so the
+    visibility timeout hands out only a dead worker's messages. On the worker's own timer, not kombu's
+    sweep, which skips a worker whose consumer is cancelled while it still holds messages."""
+
+    requires = ("celery.worker.components:Timer",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.tref: Any = None
+
+    def include_if(self, parent: Any) -> bool:
+        return settings.renews_leases
+
+    def start(self, parent: Any) -> None:
+        from worker import bootstrap
+
+        self.tref = parent.timer.call_repeatedly(settings.restore_sweep_seconds, bootstrap.renew_leases)
+
+    def stop(self, parent: Any) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+
 app.steps["worker"].add(_JournalSweep)
+app.steps["worker"].add(_RenewLeases)
 app.steps["consumer"].add(FlushEventsOnShutdown)
 
 

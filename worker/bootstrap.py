@@ -225,6 +225,16 @@ def sweeper(cfg: Settings) -> tuple[Stores, Callable[[bool], reconcile.Sweep]]:
     return the_stores, run
 
 
+def renew_leases() -> None:
+    """What each worker runs every restore sweep period: renew the messages it holds (`worker.broker`)."""
+    try:
+        broker.LEASES.renew()
+    except (redis.RedisError, OSError, OperationalError) as exc:  # Redis away: nobody can restore them either
+        log.warning("lease renewal skipped: redis unavailable", error=f"{type(exc).__name__}: {exc}")
+    except Exception:  # a bug here must not take the worker's main loop down with it
+        log.exception("lease renewal failed")
+
+
 def sweep_tick(cfg: Settings) -> Callable[[], None]:
     """What each worker runs every `reconcile_interval`: a sweep, if no other worker took this interval's."""
     the_stores, run = sweeper(cfg)

@@ -40,9 +40,9 @@ A sixth: kombu hands a message back to the queue once it has been in `unacked` l
 timeout, whether or not the worker holding it is alive. So the timeout had to outlast every countdown a
 worker holds a message for (Celery, "Using Redis": Caveats), 25 minutes here, and a worker killed outright
 (SIGKILL, the OOM killer, a lost host) left its messages unreviewed for that long. Here every worker renews
-what it holds at each visibility sweep, as a lease (`_Leases`): a message's `unacked` score is the last time
-a live worker vouched for it, so the timeout only has to outlast a few missed sweeps, and a dead worker's
-messages are back within minutes, not half an hour.
+what it holds once per visibility sweep period, as a lease (`_Leases`, on the worker's timer: `worker.app`):
+a message's `unacked` score is the last time a live worker vouched for it, so the timeout only has to
+outlast a few missed sweeps, and a dead worker's messages are back within minutes, not half an hour.
 
 Selected by `worker.app` for `redis://` broker URLs only; other schemes keep kombu's own transport.
 """
@@ -129,8 +129,8 @@ STRANDED = _Stranded()
 
 
 class _Leases:
-    """Every QoS of this process, so that one sweep renews all they hold: kombu runs the visibility sweep on
-    the first of a connection's channels that consumes, which need not be the one holding the tasks."""
+    """Every QoS of this process, whose held messages the worker renews on its own timer (`worker.app`), so
+    that a live worker's messages are never handed out again, whether or not it is consuming just then."""
 
     def __init__(self) -> None:
         self._holders: weakref.WeakSet[QoS] = weakref.WeakSet()
@@ -138,18 +138,15 @@ class _Leases:
     def add(self, qos: QoS) -> None:
         self._holders.add(qos)
 
-    def renew(self, client: Any) -> int:
+    def renew(self) -> int:
         """Stamp every message this process holds unacknowledged with the time now; those acknowledged or
         restored meanwhile are left out of the index (ZADD XX). Returns how many were renewed."""
-        by_index: dict[str, list[str]] = {}
+        renewed = 0
         for qos in list(self._holders):
             if tags := list(qos._delivered):
-                by_index.setdefault(qos.unacked_index_key, []).extend(tags)
-        now = time.time()
-        pipe = client.pipeline(transaction=False)
-        for index, tags in by_index.items():
-            pipe.zadd(index, dict.fromkeys(tags, now), xx=True, ch=True)
-        return sum(pipe.execute()) if by_index else 0
+                with qos.channel.conn_or_acquire() as client:
+                    renewed += client.zadd(qos.unacked_index_key, dict.fromkeys(tags, time.time()), xx=True, ch=True)
+        return renewed
 
 
 LEASES = _Leases()
@@ -215,13 +212,9 @@ class QoS(kombu_redis.QoS):
         virtual.QoS.ack(self, delivery_tag)  # type: ignore[no-untyped-call]
 
     def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
-        """Renew this process's leases, then hand back what no live worker has renewed within the timeout.
-        A connection error goes up to kombu, which skips this sweep."""
         try:
-            with self.channel.conn_or_acquire() as client:
-                LEASES.renew(client)
             super().restore_visible(start, num, interval)  # type: ignore[no-untyped-call]
-        except redis_errors.ResponseError as exc:  # the lease, the sweep's lock or its LPUSH refused: the next sweep
+        except redis_errors.ResponseError as exc:  # the sweep's lock or its LPUSH refused: the next sweep
             log.warning("redis refused the visibility sweep; trying again at the next", error=type(exc).__name__)
 
 

@@ -10,9 +10,11 @@ from contextlib import ExitStack
 
 import pytest
 
+from tests.support.processes import wait_until
+from worker import bootstrap
 from worker.settings import load_settings
 
-from .conftest import Cluster, assert_exactly_once, counts, events
+from .conftest import VISIBILITY_TIMEOUT, Cluster, assert_exactly_once, counts, events
 
 pytestmark = pytest.mark.faults
 STREAM = 2000
@@ -78,6 +80,26 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_duplicates_nothing(
     # A POST whose 2xx arrived but whose record the kill prevented is sent again with the same
     # webhook-id (the receiver's idempotency key); at most one per pool process that was killed.
     assert c.duplicates <= 2
+
+
+def test_a_live_worker_keeps_what_it_holds_past_the_visibility_timeout(cluster_factory: Callable[..., Cluster]) -> None:
+    """The lease: a delivery waiting out a long countdown in a live worker stays with it however long the
+    visibility timeout (6 s here) is exceeded, because the worker renews it on its own timer, even with its
+    consumer cancelled (kombu's own sweep would skip it then). Without the renewal Redis hands it back to
+    the queue after the timeout, to run twice."""
+    cluster = cluster_factory()
+    client = cluster.stores.redis
+    with cluster.worker("holder"):
+        bootstrap.send_delivery({"delivery_id": "msg_lease", "target": "webhook", "verdict": {}, "event": ""},
+                                cluster.producer, countdown=300)
+        wait_until(lambda: client.hlen("unacked") == 1, timeout=30, what="the worker holding the delivery")
+        cluster.producer.control.cancel_consumer("apology.deliveries", reply=True)
+        (tag,) = client.hkeys("unacked")
+        first = client.zscore("unacked_index", tag)
+        assert first is not None
+        wait_until(lambda: (client.zscore("unacked_index", tag) or 0) >= first + 3 * VISIBILITY_TIMEOUT,
+                   timeout=60, what="the lease renewed for three visibility timeouts")
+        assert client.hkeys("unacked") == [tag] and client.llen("apology.deliveries") == 0
 
 
 def test_a_thread_pool_deliverer_killed_mid_stream_loses_nothing(
