@@ -208,7 +208,7 @@ class _RenewLeases(bootsteps.StartStopStep):  # type: ignore[misc]
     def start(self, parent: Any) -> None:
         from worker import bootstrap
 
-        self.tref = parent.timer.call_repeatedly(settings.restore_sweep_seconds, bootstrap.renew_leases)
+        self.tref = parent.timer.call_repeatedly(settings.restore_sweep_seconds, bootstrap.lease_tick(settings))
 
     def stop(self, parent: Any) -> None:
         if self.tref is not None:

@@ -198,7 +198,12 @@ def publish(kind: Kind, args: list[Any]) -> None:
 def broker_view(client: redis.Redis, held: bool = True) -> reconcile.BrokerView:
     """The broker as the reconciler needs it, in one read: which kinds' queues are empty, and (if asked
     for and not too many) the journal entries of the messages workers hold."""
-    idle, calls = broker.look(client, QUEUE_KINDS, held=held)
+    try:
+        idle, calls = broker.look(client, QUEUE_KINDS, held=held)
+    except redis.TimeoutError:
+        if not held:
+            raise
+        idle, calls = broker.look(client, QUEUE_KINDS, held=False)  # this sweep tests by age only
     if calls is None:
         return reconcile.BrokerView(frozenset(idle), None)
     return reconcile.BrokerView(frozenset(idle), frozenset(
@@ -225,14 +230,17 @@ def sweeper(cfg: Settings) -> tuple[Stores, Callable[[bool], reconcile.Sweep]]:
     return the_stores, run
 
 
-def renew_leases() -> None:
+def lease_tick(cfg: Settings) -> Callable[[], None]:
     """What each worker runs every restore sweep period: renew the messages it holds (`worker.broker`)."""
-    try:
-        broker.LEASES.renew()
-    except (redis.RedisError, OSError, OperationalError) as exc:  # Redis away: nobody can restore them either
-        log.warning("lease renewal skipped: redis unavailable", error=f"{type(exc).__name__}: {exc}")
-    except Exception:  # a bug here must not take the worker's main loop down with it
-        log.exception("lease renewal failed")
+    def tick() -> None:
+        try:
+            broker.LEASES.renew(cfg.lease_max_seconds)
+        except (redis.RedisError, OSError, OperationalError) as exc:  # away or full: the next tick tries again
+            log.warning("lease renewal skipped: redis unavailable or full", error=f"{type(exc).__name__}: {exc}")
+        except Exception:  # a bug here must not take the worker's main loop down with it
+            log.exception("lease renewal failed")
+
+    return tick
 
 
 def sweep_tick(cfg: Settings) -> Callable[[], None]:

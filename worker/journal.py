@@ -125,12 +125,19 @@ class Journal:
 
     # -- the reconciler --------------------------------------------------------------------------------------
     def due(self, before: float, limit: int, kinds: Iterable[Kind] = KINDS, scan: int | None = None) -> list[Entry]:
-        """Entries of `kinds` due before `before`, oldest first, among the first `scan` (default `limit`) due
-        of any kind; index members whose entry expired are dropped."""
-        found: list[tuple[Any, float]] = list(self.redis.zrangebyscore(  # type: ignore[arg-type]
-            INDEX, "-inf", f"({before!r}", start=0, num=scan or limit, withscores=True))
+        """Entries of `kinds` due before `before`, oldest first, looked for among the first `scan` (default
+        `limit`) due of any kind, a page at a time; index members whose entry expired are dropped."""
         prefixes = tuple(entry_key(kind, "") for kind in kinds)
-        found = [(k, score) for k, score in found if as_text(k).startswith(prefixes)][:limit]
+        scan = scan or limit
+        found: list[tuple[Any, float]] = []
+        page = max(limit, 500)
+        for start in range(0, scan, page):
+            rows: list[tuple[Any, float]] = list(self.redis.zrangebyscore(  # type: ignore[arg-type]
+                INDEX, "-inf", f"({before!r}", start=start, num=min(page, scan - start), withscores=True))
+            found += [(k, score) for k, score in rows if as_text(k).startswith(prefixes)]
+            if len(found) >= limit or len(rows) < page:
+                break
+        found = found[:limit]
         if not found:
             return []
         keys = [as_text(k) for k, _ in found]

@@ -21,10 +21,12 @@ broker (the queue's length and every `unacked` record, in one transaction) that 
 and the entry's message not held, at every sweep for `missing_after` seconds, means it was lost: a BRPOP
 reply that died with its connection, a worker killed between BRPOP and its `unacked` record, a producer that
 died before publishing. It is published again then, a minute or two after the loss instead of a quarter of
-an hour. The message can also be out of sight legitimately, but only briefly: between BRPOP and its record
-(a worker too busy to read its BRPOP reply leaves it there until a task ends, the hard time limit at most),
-or between a restore's removal from `unacked` and its push back; `missing_after` defaults to that limit.
-Either test re-sending a message that was not lost costs a skipped duplicate, never a second annotation.
+an hour. The message can also be out of sight legitimately, between BRPOP and its record: a worker that
+holds as many tasks as its prefetch allows leaves its BRPOP reply unread until some of them end, usually
+seconds (`missing_after` defaults to the hard time limit), longer when a burst of countdowns falls due at
+once. So the test by looking never dead-letters: it re-sends up to `max_sends` times and leaves the rest to
+the test by age. Either test re-sending a message that was not lost costs a skipped duplicate, never a
+second annotation.
 
 The sweep is driven by every worker (`worker.app`, one of them per interval under a Redis lock) or by
 `apology-worker reconcile`.
@@ -46,6 +48,9 @@ log = logs.get_logger("worker.reconcile")
 # Between journalling and publishing (a producer publishes right after), and clock differences between hosts.
 PUBLISH_SLACK_SECONDS = 5.0
 SWEEP_LIMIT = 500  # entries looked at per sweep; a longer list is worked through over the next sweeps
+# Index members read per sweep to find the entries of kinds whose queue is empty: another kind's backlog
+# beyond this many hides them from the test by looking until it shrinks (the test by age still applies).
+SCAN_LIMIT = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +89,7 @@ def sweep(stores: Stores, *, look: Callable[[bool], BrokerView], publish: Callab
     # candidates, so a long backfill's chunks do not crowd a lost live event out of the first `limit`.
     candidates: list[Entry] = []
     if missing_after is not None and (idle := look(False).idle):
-        candidates = journal.due(now - PUBLISH_SLACK_SECONDS, limit, kinds=idle, scan=limit * 10)
+        candidates = journal.due(now - PUBLISH_SLACK_SECONDS, limit, kinds=idle, scan=SCAN_LIMIT)
     view = look(bool(candidates))  # what workers hold is read only when there is something to look for
     if view.queues_empty and not dry_run:
         journal.note_drained(now)
@@ -93,7 +98,11 @@ def sweep(stores: Stores, *, look: Callable[[bool], BrokerView], publish: Callab
         held = view.held
         found = [] if held is None else [e for e in candidates if e.kind in view.idle and e.redis_key not in held]
         since = journal.watch_missing((e.redis_key for e in found), now, record=not dry_run)
-        missing = {e.redis_key: e for e in found if since[e.redis_key] <= now - missing_after}
+        # Past `max_sends` an entry is left to the test by age, the only one that dead-letters: a message
+        # out of sight for longer than `missing_after` for a legitimate reason (a worker that cannot read its
+        # BRPOP reply until its held tasks end) costs a skipped duplicate, never a dead letter for live work.
+        missing = {e.redis_key: e for e in found
+                   if since[e.redis_key] <= now - missing_after and e.sends < max_sends}
     drained = journal.drained_before(now - safe_age)
     cutoff = None if drained is None else drained - PUBLISH_SLACK_SECONDS
     overdue = {e.redis_key: e for e in (journal.due(cutoff, limit) if cutoff is not None else [])}

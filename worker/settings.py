@@ -154,9 +154,9 @@ class Settings(BaseSettings):
     def visibility_timeout(self) -> int:
         """How long a message may sit in `unacked` unrenewed before Redis hands it to another worker.
 
-        Workers renew what they hold at every restore sweep (`worker.broker`), so the timeout need only
-        outlast a few sweeps that a stalled main loop might miss: twice the hard time limit (a solo pool
-        runs a task inside its main loop), at least 60 s, and a killed worker's tasks are back that soon.
+        Workers renew what they hold every restore sweep period (`worker.broker`), so the timeout need only
+        outlast a few renewals that a stalled main loop might miss: twice the hard time limit, at least 60 s,
+        four sweep periods; a killed worker's tasks are back that soon.
         kombu's own transport (other URL schemes) renews nothing: there it must outlast every countdown a
         worker holds a message for, or a delayed task is handed out twice ("Using Redis", Caveats).
         """
@@ -166,6 +166,14 @@ class Settings(BaseSettings):
             return max(60, 2 * self.task_time_limit)
         longest = max(self.delivery_backoff_max_seconds, self.order_wait_max_seconds, self.task_time_limit)
         return int(longest) * 2 + 300
+
+    @property
+    def lease_max_seconds(self) -> float:
+        """How long a worker keeps renewing one message: its longest countdown, a wait behind the worker's
+        other tasks and its own run (a hard time limit each), and a visibility timeout of slack. Past that
+        the worker is taken to be stuck with it (a hung thread: the thread pool enforces no time limit) and
+        the visibility timeout hands it to another worker."""
+        return self.longest_countdown + 2 * self.task_time_limit + self.visibility_timeout
 
     @property
     def longest_countdown(self) -> float:
@@ -189,9 +197,10 @@ class Settings(BaseSettings):
     @property
     def reconcile_missing(self) -> int:
         """How long a journalled message must have been in no queue and held by no worker, at every sweep, to
-        be published again. A message is legitimately out of sight only between a worker's BRPOP and its
-        `unacked` record, where a worker too busy to read its BRPOP reply leaves it until a task ends: the
-        hard time limit at most. A shorter value only costs re-sends, which deduplication absorbs."""
+        be published again. It is legitimately out of sight only between a worker's BRPOP and its `unacked`
+        record, where a worker holding all its prefetch allows leaves a BRPOP reply unread until some task
+        ends: seconds as a rule. Longer costs a re-send, which deduplication absorbs (the test by looking
+        never dead-letters)."""
         if self.reconcile_missing_seconds is not None:
             return self.reconcile_missing_seconds
         return self.task_time_limit

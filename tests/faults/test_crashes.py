@@ -127,11 +127,12 @@ def test_a_thread_pool_deliverer_killed_mid_stream_loses_nothing(
     assert c.duplicates <= 16
 
 
-# How the reconciler finds them: by age (the queues seen empty a safe age after they were due; here 15 s, 2,260
+# How the reconciler finds them: by age (the queues seen empty a safe age after they were due; here 15 s, 810
 # at the defaults), or by looking (in no queue and held by no worker at every sweep for 3 s), with the safe age
 # at its production default so that only looking can find them within the test.
 FINDING = {"overdue": {"APOLOGY_RECONCILE_MISSING_SECONDS": "600"},
-           "missing": {"APOLOGY_RECONCILE_AFTER_SECONDS": "2260", "APOLOGY_RECONCILE_MISSING_SECONDS": "3"}}
+           "missing": {"APOLOGY_RECONCILE_AFTER_SECONDS": str(load_settings().reconcile_after),
+                       "APOLOGY_RECONCILE_MISSING_SECONDS": "3"}}
 
 
 @pytest.mark.parametrize("found", FINDING)

@@ -219,6 +219,7 @@ def test_the_reconcilers_view_names_the_messages_workers_hold_and_the_empty_queu
             # Not read when not asked for (nothing to look for), nor when there are too many to read.
             assert bootstrap.broker_view(client, held=False).held is None
             assert look(client, bootstrap.QUEUE_KINDS, most=1) == (set(bootstrap.QUEUE_KINDS.values()), None)
+            assert look(client, bootstrap.QUEUE_KINDS, most_bytes=64)[1] is None
     finally:
         app.close()
 
@@ -249,3 +250,29 @@ def test_a_live_workers_messages_are_renewed_and_a_dead_workers_go_back_to_the_q
         assert back is not None and back.payload == orphan.payload
         held.ack()
         assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
+
+
+def test_a_lease_lapses_when_its_channel_closed_or_its_holder_kept_it_too_long(redis_srv: RedisServer) -> None:
+    """Renewal must not keep a message from the rest of the workers for ever: not one held by a channel that
+    closed (its restore refused by a full Redis, so the message is still in `unacked`), nor one held past
+    the longest legitimate hold (a hung thread)."""
+    queue = kombu.Queue("lapse", kombu.Exchange("lapse", type="direct"), routing_key="lapse")
+    _publish(redis_srv, queue, {"n": 1}, {"n": 2})
+    client = redis.Redis.from_url(redis_srv.url)
+    closed = kombu.Connection(redis_srv.url, transport=TRANSPORT)
+    kept = queue(closed.default_channel).get(no_ack=False)
+    assert kept is not None
+    client.config_set("maxmemory", "1")
+    try:
+        closed.default_channel.close()  # the restore is refused; the close still completes
+    finally:
+        client.config_set("maxmemory", "0")
+    assert client.hlen("unacked") == 1
+    with kombu.Connection(redis_srv.url, transport=TRANSPORT) as live:
+        hung = queue(live.default_channel).get(no_ack=False)
+        assert hung is not None
+        assert LEASES.renew(longest=600) == 1  # only the live channel's
+        LEASES._since[hung.delivery_tag] -= 601  # as if held for ten minutes
+        assert LEASES.renew(longest=600) == 0
+        assert LEASES.renew() == 1  # without a bound it would be renewed for ever
+    closed.release()

@@ -298,7 +298,7 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("blame", "You were asked for your account number so we can find the bet.", False),
     ("liability_admission", "That was a mistake on her part and it shouldn't have happened.", True),
     ("liability_admission", "The card issuer says that was a mistake on their part.", False),
-    ("liability_admission", "Our safer gambling adviser should not have discussed your account with anyone else.", True),
+    ("liability_admission", "Our safer gambling adviser should not have discussed your account with others.", True),
     ("liability_admission", "Our adviser will discuss your account with you on Monday.", False),
     ("blame", "Our agents would never tell anyone there's no cap.", True),
     ("blame", "Our staff will never tell anyone your results.", False),

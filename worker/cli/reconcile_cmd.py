@@ -2,8 +2,8 @@
 
 Workers sweep on their own (`APOLOGY_RECONCILE`, on by default); this is for looking (`--dry-run` lists
 what a sweep would send again, by kind and key, never the message) and for deployments that turn the
-workers' sweep off and run this from cron instead (often enough to look at least twice within
-`APOLOGY_RECONCILE_MISSING_SECONDS`, or only the slower test by age applies). Exit 0.
+workers' sweep off and run this from cron instead (the test by looking re-sends a message at the first run
+`APOLOGY_RECONCILE_MISSING_SECONDS` or more after the run that first found it missing). Exit 0.
 """
 
 from __future__ import annotations
