@@ -326,6 +326,8 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("blame", "We are not responsible for the private drain.", True),
     ("liability_admission", "Our call handler was wrong to say that to anyone.", True),
     ("liability_admission", "Our call handler will ring you to say when.", False),
+    ("liability_admission", "The fee was charged in error by us and has been refunded.", True),
+    ("liability_admission", "The letter was sent in error; please ignore it.", False),
     ("liability_admission", "I accept he raised his voice, and that was wrong of him, full stop.", True),
     ("liability_admission", "The courier left it in the rain; it was wrong of them.", False),
     ("empathy", "I know it's hard to plan jobs when the date keeps moving.", True),
