@@ -10,6 +10,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -167,53 +168,54 @@ _metrics_dir(settings)
 app = create_app(settings)
 
 
-class _JournalSweep(bootsteps.StartStopStep):  # type: ignore[misc]
-    """Every worker offers to sweep the journal (`worker.reconcile`) each interval; a Redis lock lets one
-    of them do it. It runs on the worker's own timer, in its main process, so nothing extra is deployed."""
+class _OnTimer(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Work every worker does every interval on its own timer, in its main process, so nothing extra is
+    deployed (as celery beat would need) and it runs whatever the consumer is doing."""
 
     requires = ("celery.worker.components:Timer",)
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self.tref: Any = None
+
+    def every(self) -> tuple[float, Callable[[], None]]:
+        """The interval and what runs."""
+        raise NotImplementedError
+
+    def start(self, parent: Any) -> None:
+        self.tref = parent.timer.call_repeatedly(*self.every())
+
+    def stop(self, parent: Any) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+
+class _JournalSweep(_OnTimer):
+    """Every worker offers to sweep the journal (`worker.reconcile`) each interval; a Redis lock lets one
+    of them do it."""
 
     def include_if(self, parent: Any) -> bool:
         return settings.reconcile
 
-    def start(self, parent: Any) -> None:
+    def every(self) -> tuple[float, Callable[[], None]]:
         from worker import bootstrap
 
-        self.tref = parent.timer.call_repeatedly(settings.reconcile_interval, bootstrap.sweep_tick(settings))
-
-    def stop(self, parent: Any) -> None:
-        if self.tref is not None:
-            self.tref.cancel()
-            self.tref = None
+        return settings.reconcile_interval, bootstrap.sweep_tick(settings)
 
 
-class _RenewLeases(bootsteps.StartStopStep):  # type: ignore[misc]
+class _RenewLeases(_OnTimer):
     """Renew what this worker holds unacknowledged every restore sweep period (`worker.broker`), so the
-    visibility timeout hands out only a dead worker's messages. On the worker's own timer, not kombu's
-    sweep, which skips a worker whose consumer is cancelled while it still holds messages."""
-
-    requires = ("celery.worker.components:Timer",)
-
-    def __init__(self, parent: Any, **kwargs: Any) -> None:
-        super().__init__(parent, **kwargs)
-        self.tref: Any = None
+    visibility timeout hands out only a dead or stuck worker's messages. Not in kombu's sweep, which skips
+    a worker whose consumer is cancelled while it still holds messages."""
 
     def include_if(self, parent: Any) -> bool:
         return settings.renews_leases
 
-    def start(self, parent: Any) -> None:
+    def every(self) -> tuple[float, Callable[[], None]]:
         from worker import bootstrap
 
-        self.tref = parent.timer.call_repeatedly(settings.restore_sweep_seconds, bootstrap.lease_tick(settings))
-
-    def stop(self, parent: Any) -> None:
-        if self.tref is not None:
-            self.tref.cancel()
-            self.tref = None
+        return settings.restore_sweep_seconds, bootstrap.lease_tick(settings)
 
 
 app.steps["worker"].add(_JournalSweep)
