@@ -13,7 +13,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from celery import Celery, bootsteps, signals
 from kombu.entity import Exchange, Queue
@@ -129,7 +128,7 @@ def create_app(cfg: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         # kombu's Redis transport with the fix that lets the consumer reconnect after a Redis restart
         # instead of exiting (worker.broker); other broker schemes keep kombu's own transport.
-        broker_transport=TRANSPORT if urlsplit(cfg.broker_url).scheme == "redis" else None,
+        broker_transport=TRANSPORT if cfg.own_transport else None,
         # Soft shutdown (Celery 5.5+): on a cold shutdown, give running tasks this long to finish
         # before they are cancelled and, with acks_late, their messages restored to the queue.
         worker_soft_shutdown_timeout=10.0,
@@ -210,7 +209,7 @@ class _RenewLeases(_OnTimer):
     a worker whose consumer is cancelled while it still holds messages."""
 
     def include_if(self, parent: Any) -> bool:
-        return settings.renews_leases
+        return settings.own_transport
 
     def every(self) -> tuple[float, Callable[[], None]]:
         from worker import bootstrap

@@ -84,13 +84,15 @@ def sweep(stores: Stores, *, look: Callable[[bool], BrokerView], publish: Callab
     found in no queue and held by no worker at every sweep for that long."""
     journal = stores.journal
     now = journal.clock() if now is None else now
-    # The journal first, the broker second: an entry settled between the two reads is then at worst
+    # The journal first, what workers hold second: an entry settled between the two reads is then at worst
     # suspected once, and gone from the journal at the next sweep. Only kinds whose queue is empty are
     # candidates, so a long backfill's chunks do not crowd a lost live event out of the first `limit`.
+    view = look(False)
     candidates: list[Entry] = []
-    if missing_after is not None and (idle := look(False).idle):
-        candidates = journal.due(now - PUBLISH_SLACK_SECONDS, limit, kinds=idle, scan=SCAN_LIMIT)
-    view = look(bool(candidates))  # what workers hold is read only when there is something to look for
+    if missing_after is not None and view.idle:
+        candidates = journal.due(now - PUBLISH_SLACK_SECONDS, limit, kinds=view.idle, scan=SCAN_LIMIT)
+    if candidates:  # what workers hold is read only when there is something to look for, then in one read
+        view = look(True)
     if view.queues_empty and not dry_run:
         journal.note_drained(now)
     missing: dict[str, Entry] = {}

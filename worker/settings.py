@@ -146,8 +146,9 @@ class Settings(BaseSettings):
         return self.store_url or self.broker_url
 
     @property
-    def renews_leases(self) -> bool:
-        """Whether workers renew the messages they hold (`worker.broker`'s transport: `redis://` URLs)."""
+    def own_transport(self) -> bool:
+        """Whether workers use `worker.broker`'s transport (`redis://` URLs): it rides out Redis restarts and
+        renews what a worker holds as a lease. Other schemes keep kombu's own."""
         return urlsplit(self.broker_url).scheme == "redis"
 
     @property
@@ -162,7 +163,7 @@ class Settings(BaseSettings):
         """
         if self.visibility_timeout_seconds is not None:
             return self.visibility_timeout_seconds
-        if self.renews_leases:
+        if self.own_transport:
             return max(60, 2 * self.task_time_limit)
         longest = max(self.delivery_backoff_max_seconds, self.order_wait_max_seconds, self.task_time_limit)
         return int(longest) * 2 + 300

@@ -66,12 +66,12 @@ def test_the_visibility_timeout_is_a_lease_where_workers_renew_it_and_outlasts_e
     # Our transport renews what a live worker holds at every sweep: the timeout outlasts a few missed sweeps
     # and a task the solo pool runs inside its main loop, and a killed worker's tasks are back in minutes.
     cfg = load_settings()
-    assert cfg.renews_leases
+    assert cfg.own_transport
     assert cfg.visibility_timeout >= 2 * cfg.task_time_limit and cfg.visibility_timeout <= 300
     assert cfg.visibility_timeout >= 4 * cfg.restore_sweep_seconds
     # kombu's own (another scheme) renews nothing: there a held countdown must not outlive the timeout.
     tls = load_settings(broker_url="rediss://redis.example:6380/0")
-    assert not tls.renews_leases
+    assert not tls.own_transport
     assert tls.visibility_timeout > tls.delivery_backoff_max_seconds
     assert tls.visibility_timeout > tls.order_wait_max_seconds
 
