@@ -134,6 +134,17 @@ def redis_server(data_dir: Path) -> Iterator[RedisServer]:
         server.proc.stop()
 
 
+@contextmanager
+def redis_full(client: Any) -> Iterator[None]:
+    """Redis at its memory limit (`maxmemory` 1 under `noeviction`): it refuses every write inside the block,
+    and has room again after it."""
+    client.config_set("maxmemory", "1")
+    try:
+        yield
+    finally:
+        client.config_set("maxmemory", "0")
+
+
 def python_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("APOLOGY_")}
     env.update(extra)

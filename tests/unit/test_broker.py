@@ -10,7 +10,7 @@ import kombu
 import pytest
 import redis
 
-from tests.support.processes import RedisServer
+from tests.support.processes import RedisServer, redis_full
 from worker.broker import LEASES, TRANSPORT, look, queue_keys
 
 
@@ -175,13 +175,10 @@ def test_a_redis_full_when_it_returns_leaves_the_held_messages_for_the_next_conn
     of it would stop the worker), and a later one restores them once there is room."""
     queue = kombu.Queue("held-full", kombu.Exchange("held-full", type="direct"), routing_key="held-full")
     client = _held_across_an_outage(redis_srv, queue, {"n": 1})
-    client.config_set("maxmemory", "1")
-    try:
+    with redis_full(client):
         with kombu.Connection(redis_srv.url, transport=TRANSPORT) as full:
             assert full.default_channel is not None  # opened; nothing restored
         assert client.hlen("unacked") == 1 and client.llen("held-full") == 0
-    finally:
-        client.config_set("maxmemory", "0")
     with kombu.Connection(redis_srv.url, transport=TRANSPORT) as again:
         back = queue(again.default_channel).get(no_ack=True)
     assert back is not None and back.payload == {"n": 1}
@@ -262,11 +259,8 @@ def test_a_lease_lapses_when_its_channel_closed_or_its_holder_kept_it_too_long(r
     closed = kombu.Connection(redis_srv.url, transport=TRANSPORT)
     kept = queue(closed.default_channel).get(no_ack=False)
     assert kept is not None
-    client.config_set("maxmemory", "1")
-    try:
+    with redis_full(client):
         closed.default_channel.close()  # the restore is refused; the close still completes
-    finally:
-        client.config_set("maxmemory", "0")
     assert client.hlen("unacked") == 1
     with kombu.Connection(redis_srv.url, transport=TRANSPORT) as live:
         hung = queue(live.default_channel).get(no_ack=False)

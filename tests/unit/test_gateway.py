@@ -19,6 +19,7 @@ from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
 from tests.support.payloads import fixture, fixture_bytes
+from tests.support.processes import redis_full
 from worker.engine import Policy
 from worker.errors import BrokerUnavailable
 from worker.gateway import GatewayDeps, create_app
@@ -273,8 +274,7 @@ def test_the_gateway_is_not_ready_while_redis_is_full(monkeypatch: pytest.Monkey
     admin = redis.Redis.from_url(redis_srv.url)
     with TestClient(from_env()) as client:
         assert client.get("/readyz").status_code == 200
-        admin.config_set("maxmemory", "1")
-        answer = client.get("/readyz")
-        assert answer.status_code == 503 and answer.json()["detail"] == "the broker is unreachable or full"
-        admin.config_set("maxmemory", "0")
+        with redis_full(admin):
+            answer = client.get("/readyz")
+            assert answer.status_code == 503 and answer.json()["detail"] == "the broker is unreachable or full"
         assert client.get("/readyz").status_code == 200
