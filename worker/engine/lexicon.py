@@ -84,7 +84,7 @@ class Lexicon:
     closing: re.Pattern[str]
     closing_unless: re.Pattern[str]
     incident_model: IncidentModel | None = None  # `incident.model`: the statistical second opinion
-    reply_model: ReplyModel | None = None  # `reply_model`: second opinions on solution and prevention
+    reply_model: ReplyModel | None = None  # `reply_model`: second opinions on solution, prevention, blame
 
     def _hits(self, side: int, doc: Prepared) -> Scan:
         key = "scan.customer" if side else "scan.reply"
