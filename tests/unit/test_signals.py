@@ -343,6 +343,13 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("blame", "The estimate was based on the inventory you submitted, and includes the piano.", False),
     ("liability_admission", "I accept he raised his voice, and that was wrong of him, full stop.", True),
     ("liability_admission", "The courier left it in the rain; it was wrong of them.", False),
+    # Session 15, the dev halves of holdout44 and holdout45.
+    ("liability_admission", "Sorry bud thats on me. Come in tomorrow and ill blend it out, no charge", True),
+    ("liability_admission", "Thats on the second floor, next to the lifts.", False),
+    ("liability_admission", "Sorry again about my colleague earlier, he was out of order.", True),
+    ("liability_admission", "Sorry, the lift was out of order when you visited.", False),
+    ("blame", "You were told it was your responsibility to lock the unit.", True),
+    ("blame", "I can imagine how upsetting it was to be told it was your fault in your own home.", False),
     ("empathy", "I know it's hard to plan jobs when the date keeps moving.", True),
     ("empathy", "I know it's possible to plan jobs around the new date.", False),
     ("empathy", "I know callbacks you can't charge for hurt.", True),
