@@ -192,6 +192,16 @@ def test_a_missing_parent_file_names_the_extends_line(tmp_path: Path) -> None:
         load_policy(path)
 
 
+def test_a_parent_file_is_found_beside_the_file_that_extends_it(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "teams").mkdir()
+    (tmp_path / "base.yaml").write_text("name: base\nextends: empathy-first\n")
+    (tmp_path / "teams" / "billing.yaml").write_text("name: billing\nextends: ../base.yaml\n")
+    monkeypatch.chdir(ROOT)  # run from anywhere: the service's working directory is not the config's
+    assert [r.id for r in load_policy(tmp_path / "teams" / "billing.yaml").base.rules] == \
+        [r.id for r in load_policy("empathy-first").base.rules]
+
+
 @pytest.mark.parametrize("text", ["", "# nothing yet\n"])
 def test_an_empty_policy_file_says_it_is_empty(tmp_path: Path, text: str) -> None:
     path = write(tmp_path, text)

@@ -120,6 +120,32 @@ def test_a_policy_names_its_own_models_or_none(tmp_path: Path) -> None:
     assert load_policy(_policy(tmp_path, "gryphon.json")).version != load_policy(_policy(tmp_path, "null")).version
 
 
+def test_a_policy_keeps_one_signal_to_its_phrases(tmp_path: Path) -> None:
+    """`reply_model_signals: {blame: false}`: blame findings then always quote a phrase a lead wrote."""
+    team = tmp_path / "team.yaml"
+    team.write_text("name: team\nextends: liability-aware\nlexicon:\n  reply_model_signals: {blame: false}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("name: child\nextends: team.yaml\nlexicon:\n  reply_model_signals: {blame: true}\n")
+    assert sorted(load_policy(team).lexicon.reply_model.signals) == ["prevention", "solution"]  # type: ignore[union-attr]
+    assert sorted(load_policy(child).lexicon.reply_model.signals) == ["blame", "prevention", "solution"]  # type: ignore[union-attr]
+    reply = Message(id="a1", role="agent", body="The donate page is working fine. That message comes from your bank "
+                    "declining the payment, so you'd need to take that up with them.")
+    earlier = [Message(id="c1", role="customer", body="Your donate page is broken, it won't take my card.")]
+    said = {path.name: review_reply(reply, earlier, Ticket(id="t"), load_policy(path)).signals.blame
+            for path in (team, child)}
+    assert said == {"team.yaml": False, "child.yaml": True}
+
+
+@pytest.mark.parametrize("switches, error", [("[blame]", "must map signal names"),
+                                             ("{empathy: false}", "empathy: unknown signal"),
+                                             ("{blame: maybe}", "blame: must be true or false")])
+def test_a_bad_model_switch_names_file_line_and_key(tmp_path: Path, switches: str, error: str) -> None:
+    team = tmp_path / "team.yaml"
+    team.write_text(f"name: team\nextends: liability-aware\nlexicon:\n  reply_model_signals: {switches}\n")
+    with pytest.raises(PolicyError, match=rf"team\.yaml:4: lexicon\.reply_model_signals.*{error}"):
+        load_policy(team)
+
+
 def test_a_missing_or_malformed_model_fails_at_load_naming_file_line_and_key(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match=r"team\.yaml:4: lexicon\.reply_model: .*nope\.json"):
         load_policy(_policy(tmp_path, "nope.json"))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from worker.engine.matcher import Scan, Scanner
 from worker.engine.signals.incident_model import IncidentModel
+from worker.engine.signals.reply_model import SIGNALS as MODEL_SIGNALS
 from worker.engine.signals.reply_model import ReplyModel
 
 if TYPE_CHECKING:
@@ -156,8 +157,29 @@ def compile_lexicon(data: Mapping[str, Any], incident_model: Mapping[str, Any] |
         closing=pat("incident.closing"),
         closing_unless=pat("incident.closing.unless"),
         incident_model=_model(incident_model, IncidentModel.from_data, "incident.model"),
-        reply_model=_model(reply_model, ReplyModel.from_data, "reply_model"),
+        reply_model=_switched(_model(reply_model, ReplyModel.from_data, "reply_model"),
+                              data.get("reply_model_signals")),
     )
+
+
+def _switched(model: ReplyModel | None, switches: Any) -> ReplyModel | None:
+    """`reply_model_signals: {blame: false}`: the signals a policy keeps to its phrases alone (a team that
+    wants every blame finding to quote a phrase a lead wrote). A mapping, so a policy that extends another
+    turns a signal back on by name."""
+    if switches is None:
+        return model
+    key = "reply_model_signals"
+    if not isinstance(switches, Mapping):
+        raise LexiconError(key, "must map signal names to true or false, e.g. {blame: false}")
+    for name, on in switches.items():
+        if name not in MODEL_SIGNALS:
+            raise LexiconError(f"{key}.{name}", f"unknown signal; the models read {', '.join(MODEL_SIGNALS)}")
+        if not isinstance(on, bool):
+            raise LexiconError(f"{key}.{name}", "must be true or false")
+    if model is None:
+        return None
+    kept = {name: m for name, m in model.signals.items() if switches.get(name, True)}
+    return ReplyModel(kept) if kept else None
 
 
 def _model(data: Mapping[str, Any] | None, build: Callable[[Mapping[str, Any]], M], key: str) -> M | None:

@@ -348,7 +348,7 @@ def _read_chain(path: Path) -> tuple[list[tuple[Path, Any, dict[tuple[Any, ...],
     while isinstance(data, dict) and isinstance(data.get("extends"), str):
         child, child_lines = path, lines
         try:
-            path = resolve_path(data["extends"])
+            path = _parent_path(data["extends"], child)
             if not path.is_file():
                 raise PolicyError(f"{path}: file not found")
         except PolicyError as exc:
@@ -359,6 +359,15 @@ def _read_chain(path: Path) -> tuple[list[tuple[Path, Any, dict[tuple[Any, ...],
         data, lines = _read_yaml(path)
         chain.append((path, data, lines))
     return chain, []
+
+
+def _parent_path(name: str, child: Path) -> Path:
+    """What `extends:` names: a preset, or a policy file relative to the folder of the file that names it
+    (as a lexicon's model files are), so a team's policies extend each other from wherever they are run."""
+    path = resolve_path(name)
+    if path.is_absolute() or path.parent == PRESETS_DIR:
+        return path
+    return child.parent / path
 
 
 def _rule_items(data: Any, key: str = "rules") -> list[dict[Any, Any]]:
