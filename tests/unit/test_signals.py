@@ -363,6 +363,15 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("empathy", "A buyer pulling out is outside our control, but I know that's no consolation.", True),
     ("empathy", "Don't worry, lots of business owners feel exactly the same about VAT.", True),
     ("empathy", "Lots of business owners register for VAT early.", False),
+    # Session 15, the dev halves of holdout46 and holdout47.
+    ("liability_admission", "Our website showed it in stock due to a sync error with our supplier's system.", False),
+    ("liability_admission", "The price was wrong due to an error in our system.", True),
+    ("empathy", "I'm sorry you had to deal with that, and I understand why you don't feel safe.", True),
+    ("empathy", "I understand why you don't need the second box.", False),
+    ("empathy", "I know how precious those last minutes are.", True),
+    ("empathy", "I know how precious stones are graded: by colour and clarity.", False),
+    ("empathy", "Please don't apologise, Joan. You've had the most awful few weeks.", True),
+    ("empathy", "The last few weeks have been busy for the team.", False),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
     # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine
