@@ -197,9 +197,13 @@ def test_a_parent_file_is_found_beside_the_file_that_extends_it(tmp_path: Path,
     (tmp_path / "teams").mkdir()
     (tmp_path / "base.yaml").write_text("name: base\nextends: empathy-first\n")
     (tmp_path / "teams" / "billing.yaml").write_text("name: billing\nextends: ../base.yaml\n")
-    monkeypatch.chdir(ROOT)  # run from anywhere: the service's working directory is not the config's
-    assert [r.id for r in load_policy(tmp_path / "teams" / "billing.yaml").base.rules] == \
-        [r.id for r in load_policy("empathy-first").base.rules]
+    (tmp_path / "teams" / "ops.yaml").write_text("name: ops\nextends: liability-aware\n")
+    (tmp_path / "liability-aware").mkdir()  # whatever the working directory holds, a preset is a preset
+    for cwd in (ROOT, tmp_path):  # run from anywhere: the service's working directory is not the config's
+        monkeypatch.chdir(cwd)
+        assert [r.id for r in load_policy(tmp_path / "teams" / "billing.yaml").base.rules] == \
+            [r.id for r in load_policy("empathy-first").base.rules]
+        assert load_policy(tmp_path / "teams" / "ops.yaml").base.rules
 
 
 @pytest.mark.parametrize("text", ["", "# nothing yet\n"])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +123,16 @@ def test_a_policy_names_its_own_models_or_none(tmp_path: Path) -> None:
     assert load_policy(_policy(tmp_path, "gryphon.json")).version != load_policy(_policy(tmp_path, "null")).version
 
 
+@pytest.mark.parametrize("reply", ["As explained, it was not your fault; our courier left it in the rain.",
+                                   "I'm not saying you should have read the terms."])
+def test_the_blame_model_does_not_overrule_a_phrase_the_reply_negates(reply: str) -> None:
+    """The phrases read "not your fault" as a reassurance; the model, which sees "your fault", must not
+    turn it into an accusation."""
+    earlier = [Message(id="c1", role="customer", body="The parcel was soaked when it came.")]
+    assert not review_reply(Message(id="a1", role="agent", body=reply), earlier, Ticket(id="t"),
+                            load_policy(None)).signals.blame
+
+
 def test_a_policy_keeps_one_signal_to_its_phrases(tmp_path: Path) -> None:
     """`reply_model_signals: {blame: false}`: blame findings then always quote a phrase a lead wrote."""
     team = tmp_path / "team.yaml"
@@ -156,11 +169,11 @@ def test_a_missing_or_malformed_model_fails_at_load_naming_file_line_and_key(tmp
 
 def test_the_models_find_more_on_replies_nothing_was_tuned_on_and_blame_stays_as_precise(tmp_path: Path) -> None:
     """The test halves of the held-out sets are in no model's training data and were never tuned on: all of
-    them (3,300 replies in session 14), as three alone (260) swing with one reply either way. Blame findings
+    them (3,620 replies in session 15), as three alone (260) swing with one reply either way. Blame findings
     accuse an agent, so its model must not buy recall with precision."""
     items = [i for path in sorted((ROOT / "tests" / "corpus").glob("holdout*")) if path.name[7:].isdigit()
              and int(path.name[7:]) >= 3 for i in load_corpus(path) if in_split(i.id, "test")]
-    assert len(items) >= 3300
+    assert len(items) >= 3620
 
     def read(policy_path: Path | None) -> dict[str, list[tuple[bool, bool]]]:
         policy = load_policy(policy_path)
@@ -183,13 +196,18 @@ def test_the_models_find_more_on_replies_nothing_was_tuned_on_and_blame_stays_as
 
     with_models, lexicon_only = read(None), read(_policy(tmp_path, "null"))
     assert right(with_models["prevention"]) > right(lexicon_only["prevention"])
-    assert found(with_models["blame"]) >= found(lexicon_only["blame"]) + 30  # 260 -> 302 of 407 in session 15
+    assert found(with_models["blame"]) >= found(lexicon_only["blame"]) + 30  # 288 -> 338 of 453 at session 15's end
     assert precision(with_models["blame"]) >= precision(lexicon_only["blame"]) - 0.02
 
 
 def test_blame_is_learned_by_logistic_regression_the_same_way_every_time() -> None:
     """Python's string hashing orders a set's features differently in every process; the weights must not
     depend on it (the shipped file is compared with the training script's output)."""
+    script = ("import json, sys; from tests.unit.test_reply_model import _examples; "
+              "from worker.engine.signals.reply_model import train; json.dump(train(_examples()), sys.stdout)")
+    runs = {seed: subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True,
+                                 env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert runs["1"] == runs["2"]
     first, again = train(_examples()), train(list(reversed(_examples())))
     blame = first["signals"]["blame"]
     assert blame["method"] == "logistic" and first["signals"]["prevention"]["method"] == "naive_bayes"
@@ -212,3 +230,17 @@ def test_training_needs_both_labels_on_every_reply(tmp_path: Path, capsys: pytes
     assert main(["signals", "train", str(corpus), "--output", str(tmp_path / "m.json")]) == 2
     assert "team.jsonl:1: item email-001: labels need true or false for prevention" in capsys.readouterr().err
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_team_fits_only_the_models_its_labels_support(tmp_path: Path) -> None:
+    """A team whose corpus labels no blame (or has none) still fits its solution and prevention models."""
+    lines = (ROOT / "tests" / "corpus" / "email.jsonl").read_text(encoding="utf-8").splitlines()
+    corpus = tmp_path / "team.jsonl"
+    corpus.write_text("".join(json.dumps({**item, "labels": {k: v for k, v in item["labels"].items() if k != "blame"}})
+                              + "\n" for item in map(json.loads, lines)), encoding="utf-8")
+    out = tmp_path / "m.json"
+    assert main(["signals", "train", str(corpus), "--output", str(out)]) == 2  # every model needs its labels
+    assert main(["signals", "train", str(corpus), "--signals", "solution,prevention", "--output", str(out)]) == 0
+    assert sorted(json.loads(out.read_text())["signals"]) == ["prevention", "solution"]
+    with pytest.raises(SystemExit):
+        main(["signals", "train", str(corpus), "--signals", "empathy"])

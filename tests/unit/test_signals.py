@@ -366,12 +366,15 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     # Session 15, the dev halves of holdout46 and holdout47.
     ("liability_admission", "Our website showed it in stock due to a sync error with our supplier's system.", False),
     ("liability_admission", "The price was wrong due to an error in our system.", True),
+    ("liability_admission", "The charge was due to an error in our team's handling of your refund.", True),
     ("empathy", "I'm sorry you had to deal with that, and I understand why you don't feel safe.", True),
     ("empathy", "I understand why you don't need the second box.", False),
+    ("empathy", "I understand why you don't feel the need to reply.", False),
     ("empathy", "I know how precious those last minutes are.", True),
     ("empathy", "I know how precious stones are graded: by colour and clarity.", False),
     ("empathy", "Please don't apologise, Joan. You've had the most awful few weeks.", True),
     ("empathy", "The last few weeks have been busy for the team.", False),
+    ("empathy", "We've had a stressful few weeks in the warehouse.", False),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
     # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine

@@ -36,12 +36,14 @@ def write_model(model: dict[str, Any], output: Path | None) -> None:
 
 
 def register_training(sub: Any, command: str, about: str, train_help: str,
-                      run: Callable[[argparse.Namespace], int]) -> None:
-    """`apology-worker COMMAND train CORPUS... [--dev-only CORPUS...] [--output FILE]`."""
+                      run: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """`apology-worker COMMAND train CORPUS... [--dev-only CORPUS...] [--output FILE]`; the `train` parser,
+    for options of one command's own."""
     verbs = sub.add_parser(command, help=about).add_subparsers(dest="verb", required=True, metavar="VERB")
-    t = verbs.add_parser("train", help=train_help)
+    t: argparse.ArgumentParser = verbs.add_parser("train", help=train_help)
     add_training_arguments(t)
     t.set_defaults(run=run)
+    return t
 
 
 def register(sub: Any) -> None:

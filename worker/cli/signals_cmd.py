@@ -17,18 +17,29 @@ from worker.engine.signals.reply_model import SIGNALS, train
 
 
 def register(sub: Any) -> None:
-    register_training(sub, "signals", "fit the reply models (solution, prevention, blame) to labelled replies",
-                      "write the models as JSON (the shipped ones: scripts/train-reply-model)", run)
+    t = register_training(sub, "signals", "fit the reply models (solution, prevention, blame) to labelled replies",
+                          "write the models as JSON (the shipped ones: scripts/train-reply-model)", run)
+    t.add_argument("--signals", default=",".join(SIGNALS), type=_signal_list, metavar="NAME,...",
+                   help=f"the signals to fit a model for (default: {','.join(SIGNALS)}); a corpus needs replies "
+                        "with and without each, and labels for these only")
+
+
+def _signal_list(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    unknown = [n for n in names if n not in SIGNALS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{', '.join(unknown) or value!r}: the models read {', '.join(SIGNALS)}")
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
     items, trained_on = training_items(args.corpus, args.dev_only)
     for item in items:
-        missing = [name for name in SIGNALS if not isinstance(item.labels.get(name), bool)]
+        missing = [name for name in args.signals if not isinstance(item.labels.get(name), bool)]
         if missing:
             raise CorpusError(f"{item.where}: item {item.id}: labels need true or false for {', '.join(missing)}")
     try:
-        model = train((reply_example(item) for item in items), trained_on=trained_on)
+        model = train((reply_example(item) for item in items), signals=args.signals, trained_on=trained_on)
     except ValueError as exc:
         raise CorpusError(str(exc)) from None
     write_model(model, args.output)

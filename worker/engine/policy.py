@@ -244,12 +244,20 @@ def resolve_path(name_or_path: str | os.PathLike[str] | None) -> Path:
     if name_or_path is None or str(name_or_path) == "":
         name_or_path = DEFAULT_PRESET
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists() or os.sep in str(name_or_path):
+    if _names_a_file(str(name_or_path)) or candidate.exists():
         return candidate
-    preset = PRESETS_DIR / f"{name_or_path}.yaml"
+    return _preset(str(name_or_path))
+
+
+def _names_a_file(name: str) -> bool:
+    return Path(name).suffix in (".yaml", ".yml") or os.sep in name or "/" in name
+
+
+def _preset(name: str) -> Path:
+    preset = PRESETS_DIR / f"{name}.yaml"
     if not preset.exists():
         known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-        raise PolicyError(f"{name_or_path}: no such policy file or preset (presets: {known})")
+        raise PolicyError(f"{name}: no such policy file or preset (presets: {known})")
     return preset
 
 
@@ -362,12 +370,13 @@ def _read_chain(path: Path) -> tuple[list[tuple[Path, Any, dict[tuple[Any, ...],
 
 
 def _parent_path(name: str, child: Path) -> Path:
-    """What `extends:` names: a preset, or a policy file relative to the folder of the file that names it
-    (as a lexicon's model files are), so a team's policies extend each other from wherever they are run."""
-    path = resolve_path(name)
-    if path.is_absolute() or path.parent == PRESETS_DIR:
-        return path
-    return child.parent / path
+    """What `extends:` names: a policy file relative to the folder of the file that names it (as a lexicon's
+    model files are), so a team's policies extend each other from wherever they are run; else a preset.
+    Nothing here depends on the working directory."""
+    local = child.parent / Path(name).expanduser()
+    if _names_a_file(name) or local.exists():
+        return local
+    return _preset(name)
 
 
 def _rule_items(data: Any, key: str = "rules") -> list[dict[Any, Any]]:

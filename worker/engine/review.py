@@ -120,19 +120,24 @@ def read_reply(reply: Message, policy: Policy, response_minutes: float | None = 
     third_party = lex.has("third_party", doc)
     apology = read_apology(doc, lex, company_at_fault=bool(liability or responsibility), incident=incident,
                            third_party=third_party)
+    blame = read_blame(doc, lex)
     evidence = {
         "apology": apology.spans(),
         "generic_apology": apology.spans(generic_only=True),
         "liability_admission": liability,
-        "blame": read_blame(doc, lex),
+        "blame": blame,
         "empathy": read_empathy(doc, lex),
         "solution": read_solution(doc, lex),
         "prevention": read_prevention(doc, lex),
     }
     if lex.reply_model is not None:  # second opinions where the lexicon found nothing
         memo: dict[str, frozenset[str]] = {}
+        # A blame phrase the reply negates ("it was not your fault") is the phrases reading a reassurance,
+        # not a silence: the model may not overrule it.
+        reassured = not blame and bool(lex.find("blame", doc))
         for name in lex.reply_model.signals:
-            evidence[name] = lex.reply_model.add(name, doc, evidence[name], memo)
+            if not (reassured and name == "blame"):
+                evidence[name] = lex.reply_model.add(name, doc, evidence[name], memo)
     signals = Signals(
         apology=apology.kind,
         apology_stance=apology.stance,

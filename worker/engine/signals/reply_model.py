@@ -48,15 +48,19 @@ _CLOSERS = " \t\n\"')]\u201d\u2019"  # after a question mark: "Could you ...?)"
 PRESENT_AT = {"solution": 0.5, "prevention": 0.999, "blame": 0.88}
 MIN_PRECISION = {"solution": 0.75, "prevention": 0.75, "blame": 0.9}
 # Naive Bayes is overconfident on a few words: not on one-line replies (about 15 words). Logistic
-# regression is not, and "Sort it with your bank." is blame in five words.
+# regression is not, and a one-line reply can be all blame ("Nothing wrong on our end, declines come from
+# your bank.").
 MIN_FEATURES = {"solution": 30, "prevention": 30, "blame": 0}
 LOGISTIC = frozenset({"blame"})
 
 
 @dataclass(frozen=True, slots=True)
 class SignalModel:
-    prior_odds: float  # log P(present) - log P(absent): 0 as trained (a uniform prior, as for incidents)
-    odds: Mapping[str, float]  # feature -> log P(f | present) - log P(f | absent): two classes need one number
+    # Both kinds of model are one linear score in log-odds. Naive Bayes: the log prior ratio (0 as trained, a
+    # uniform prior as for incidents) and per feature log P(f | present) - log P(f | absent). Logistic
+    # regression: its bias and its weights.
+    prior_odds: float
+    odds: Mapping[str, float]
     present_at: float
     min_features: int
 
