@@ -375,6 +375,8 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("empathy", "Please don't apologise, Joan. You've had the most awful few weeks.", True),
     ("empathy", "The last few weeks have been busy for the team.", False),
     ("empathy", "We've had a stressful few weeks in the warehouse.", False),
+    ("empathy", "Being talked to like that when you're already waiting would wind anyone up.", True),
+    ("empathy", "The crank would wind the awning up if the motor failed.", False),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
     # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine
