@@ -134,7 +134,7 @@ def read_reply(reply: Message, policy: Policy, response_minutes: float | None = 
         memo: dict[str, frozenset[str]] = {}
         # A blame phrase the reply negates ("it was not your fault") is the phrases reading a reassurance,
         # not a silence: the model may not overrule it.
-        reassured = not blame and bool(lex.find("blame", doc))
+        reassured = not blame and lex.has("blame", doc)
         for name in lex.reply_model.signals:
             if not (reassured and name == "blame"):
                 evidence[name] = lex.reply_model.add(name, doc, evidence[name], memo)
