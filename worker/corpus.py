@@ -57,6 +57,13 @@ def labelled_folders(root: Path) -> list[Path]:
     return [root, *sorted(p for p in root.iterdir() if p.is_dir())]
 
 
+def split_folders(root: Path) -> list[Path]:
+    """The held-out sets split into a dev and a test half (`holdoutN/` from the third on), in number order:
+    every later set joins them by being added, with no list to edit."""
+    numbered = [(int(p.name[7:]), p) for p in root.glob("holdout*") if p.is_dir() and p.name[7:].isdigit()]
+    return [p for n, p in sorted(numbered) if n >= 3]
+
+
 def in_split(item_id: str, split: str) -> bool:
     """Held-out sets are split by the number in their ids: odd ones are `dev` (errors may be read to tune
     the engine), even ones `test` (only ever scored)."""

@@ -9,7 +9,7 @@ import pytest
 
 from bench.accuracy import TARGETS, evaluate, load_corpus
 from tests.conftest import ROOT
-from worker.corpus import CorpusError
+from worker.corpus import CorpusError, split_folders
 from worker.engine import Policy
 
 CORPUS = ROOT / "tests" / "corpus"
@@ -52,3 +52,10 @@ def test_a_malformed_corpus_line_is_named_by_file_and_line(tmp_path: Path) -> No
     path.write_text(good + "\n" + json.dumps({"ticket": {"id": "t"}, "messages": []}) + "\n", encoding="utf-8")
     with pytest.raises(CorpusError, match=r"team\.jsonl:2: "):
         list(load_corpus(path))
+
+
+def test_the_split_sets_are_found_in_number_order_from_the_third(tmp_path: Path) -> None:
+    for name in ("holdout", "holdout2", "holdout3", "holdout10", "holdout9", "holdoutx"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "holdout11").write_text("not a folder")
+    assert [p.name for p in split_folders(tmp_path)] == ["holdout3", "holdout9", "holdout10"]

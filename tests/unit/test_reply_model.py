@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import ROOT
 from worker.cli import main
-from worker.corpus import in_split, load_corpus
+from worker.corpus import in_split, load_corpus, split_folders
 from worker.engine import load_policy, review_reply
 from worker.engine.signals.reply_model import ReplyModel, train
 from worker.engine.text import Prepared, prepare
@@ -171,8 +171,8 @@ def test_the_models_find_more_on_replies_nothing_was_tuned_on_and_blame_stays_as
     """The test halves of the held-out sets are in no model's training data and were never tuned on: all of
     them (3,620 replies in session 15), as three alone (260) swing with one reply either way. Blame findings
     accuse an agent, so its model must not buy recall with precision."""
-    items = [i for path in sorted((ROOT / "tests" / "corpus").glob("holdout*")) if path.name[7:].isdigit()
-             and int(path.name[7:]) >= 3 for i in load_corpus(path) if in_split(i.id, "test")]
+    items = [i for path in split_folders(ROOT / "tests" / "corpus") for i in load_corpus(path)
+             if in_split(i.id, "test")]
     assert len(items) >= 3620
 
     def read(policy_path: Path | None) -> dict[str, list[tuple[bool, bool]]]:
