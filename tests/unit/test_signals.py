@@ -377,6 +377,21 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("empathy", "We've had a stressful few weeks in the warehouse.", False),
     ("empathy", "Being talked to like that when you're already waiting would wind anyone up.", True),
     ("empathy", "The crank would wind the awning up if the motor failed.", False),
+    # Session 16, the dev halves of holdout52 and holdout53.
+    ("blame", "The A record still points to your old host, which is why; it's not a delay on our end.", True),
+    ("blame", "It's not a problem on our end to rebook you for Friday.", False),
+    ("blame", "As our terms make clear, logins must not be shared with anyone else.", True),
+    ("blame", "As our terms make a second login free, I've added one for your bookkeeper.", False),
+    ("blame", "Please check sizes carefully before ordering, as exchanges carry a $99 pickup fee.", True),
+    ("blame", "We check every sofa carefully before dispatch, so this one slipped through.", False),
+    ("blame", "Exchanges due to customer ordering errors carry a $99 pickup fee.", True),
+    ("blame", "Sorry, an ordering error on our side sent the wrong size.", False),
+    ("empathy", "We understand how damaging six hours offline is for a community that size.", True),
+    ("empathy", "Here is how damaging files are found and quarantined.", False),
+    ("empathy", "I can appreciate that with a client's office closed, every hour counts.", True),
+    ("empathy", "I can confirm that with the office closed, every hour is billed.", False),
+    ("empathy", "I appreciate that you were under a lot of pressure on the call.", True),
+    ("empathy", "I understand you were under contract until May.", False),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
     # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine

@@ -99,6 +99,79 @@ def test_plain_text_outlook_and_wrapped_reply_headers_start_the_quoted_email() -
         assert text.split() == [body.split()[0], body.split()[1]]  # only "Refund done." / "Refund issued."
 
 
+@pytest.mark.parametrize("header", [
+    "Am Di., 3. M\u00e4rz 2026 um 10:14 Uhr schrieb Jo Bloggs <jo@example.com>:",
+    "Le mar. 3 mars 2026 \u00e0 10:14, Jo Bloggs <jo@example.com> a \u00e9crit\u00a0:",
+    "El mar, 3 mar 2026 a las 10:14, Jo Bloggs (<jo@example.com>) escribi\u00f3:",
+    "Il giorno mar 3 mar 2026 alle ore 10:14 Jo Bloggs <jo@example.com> ha scritto:",
+    "Op di 3 mrt 2026 om 10:14 schreef Jo Bloggs <jo@example.com>:",
+    "Von: Jo Bloggs <jo@example.com>\nGesendet: Dienstag, 3. M\u00e4rz 2026 10:14",
+    "De : Jo Bloggs <jo@example.com>\nEnvoy\u00e9 : mardi 3 mars 2026 10:14",
+    "-----Urspr\u00fcngliche Nachricht-----",
+    "*From:* Jo Bloggs <jo@example.com>\n*Sent:* Tuesday, March 3, 2026 10:14 AM",
+    "2026-03-03 10:14 GMT+00:00 Jo Bloggs <jo@example.com>:",
+])
+def test_quote_headers_in_other_languages_and_old_formats_start_the_quoted_email(header: str) -> None:
+    """A customer's mail client may quote in its own language, under the English reply."""
+    body = (f"Hi Jo,\n\nI'm sorry your order is late. I've booked a redelivery.\n\nSam\n\n{header}\n\n"
+            "You should have read the returns policy. That is not our fault.\n")
+    text = prepare(body).text
+    assert "I've booked a redelivery." in text
+    assert "should have read" not in text and "fault" not in text
+
+
+def test_a_line_that_only_starts_like_a_header_is_the_reply() -> None:
+    body = "Hi Jo,\n\nOn Monday we wrote to the courier.\nThey replied the same day; I'm sorry it took so long."
+    assert prepare(body).text == body
+
+
+@pytest.mark.parametrize("footer", [
+    "How did we do? Rate this reply:\nGreat  |  Okay  |  Not good\nWe're sorry if we fell short: "
+    "https://survey.example.com/r/88123",
+    "Don't want these emails? Unsubscribe: https://mail.example.com/unsubscribe?u=8812",
+    "Lumina Home Ltd accepts no liability for loss or damage arising from this email. We are not responsible "
+    "for errors, and any fault in transmission is not our fault.",
+])
+def test_survey_mailing_and_liability_footers_are_not_the_writers_words(footer: str) -> None:
+    body = f"Hi Jo,\n\nYour refund has been issued today.\n\nMark\n\n{footer}"
+    text = prepare(body).text
+    assert "Your refund has been issued today." in text
+    assert "sorry" not in text and "fault" not in text and "nsubscribe" not in text
+
+
+def test_a_notice_that_opens_like_a_mailing_footer_keeps_its_words() -> None:
+    """Only the last few lines can be a mailing footer: a recall notice may open with the same words."""
+    body = ("Dear Customer,\n\nYou are receiving this email because you registered a PowerCell 10.\n\n"
+            + "Please stop using it and return it to us; we will send a prepaid pack and a replacement. " * 6
+            + "\n\nWe apologise for the inconvenience.")
+    assert prepare(body).text == body
+
+
+def test_a_customers_professional_signature_is_not_their_words() -> None:
+    body = ("Hi, where is my parcel OR-7731? It was due last Tuesday.\n\nJo Bloggs\n"
+            "Senior Associate | Bloggs & Partners Solicitors\n"
+            "Authorised and regulated by the Solicitors Regulation Authority")
+    text = prepare(body).text
+    assert "where is my parcel OR-7731?" in text
+    assert "Solicitors" not in text and "Jo Bloggs" not in text
+
+
+def test_an_apology_in_single_quotes_is_someone_elses_words() -> None:
+    body = "The courier left a \u2018Sorry we missed you\u2019 card, so it's at the depot. I've booked Thursday."
+    text = prepare(body).text
+    assert "Sorry" not in text and "I've booked Thursday." in text
+    kept = "The easiest way is to choose 'Pet Friendly' when you book; we'll sort the customers' orders."
+    assert prepare(kept).text == kept
+
+
+def test_words_in_a_links_path_are_not_read() -> None:
+    body = "We apologise for any inconvenience. https://help.example.com/hc/articles/4410-sorry-your-parcel-is-late."
+    doc = prepare(body)
+    assert "sorry" not in doc.text
+    assert doc.text.endswith("_.") and "https://help.example.com_" in doc.text  # still one token, stop kept
+    assert len(doc.text) == len(body)
+
+
 def test_a_mail_footers_legal_notice_is_not_the_writers_words() -> None:
     plain = ("We have refunded you.\n\nSam\n\nThis email and any attachments are confidential and intended "
              "solely for the addressee. If received in error, we apologise; please delete it.")

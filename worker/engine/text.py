@@ -59,16 +59,62 @@ _FOOTER_START = re.compile(
     r"(?:this|the\s+information\s+(?:contained\s+)?in\s+this|the\s+contents?\s+of\s+this)\s+"
     r"(?:e-?mail|message|communication|transmission)\b[^\n]{0,80}?\b(?:confidential|privileged|intended\s+"
     r"(?:solely|only|exclusively)\s+for|intended\s+for\s+the\s+(?:named\s+)?(?:addressee|recipient))\b|"
-    r"if\s+you\s+(?:have\s+)?(?:received|are\s+not\s+the\s+intended)\b[^\n]{0,60}?\b(?:in\s+error|recipient)\b)",
+    r"if\s+you\s+(?:have\s+)?(?:received|are\s+not\s+the\s+intended)\b[^\n]{0,60}?\b(?:in\s+error|recipient)\b|"
+    # A sender's liability notice about the mail itself ("Lumina Home Ltd accepts no liability for loss or
+    # damage arising from this email"), and a regulated firm's footer ("Authorised and regulated by the
+    # Solicitors Regulation Authority"): a customer's signature is not a legal threat.
+    r"(?:[^\n]{0,60}\s)?(?:accepts?|shall\s+not\s+accept|cannot\s+accept|can\s+accept)\s+no\s+(?:liability|responsibility)\b"
+    r"[^\n]{0,160}?\b(?:this\s+(?:e-?mail|message|communication|transmission)|e-?mail\s+transmission|viruses?)\b|"
+    r"(?:authori[sz]ed\s+and\s+)?regulated\s+by\s+the\s+[^\n]{0,80}?\b(?:authority|commission|regulator|board|council)\b)",
     re.IGNORECASE | re.MULTILINE)
+# A survey or mailing footer under the reply ("How did we do? Rate this reply", "Don't want these emails?
+# Unsubscribe"): the helpdesk's words, not the agent's; a "We're sorry if we fell short" in it is no apology.
+# Only in the last few lines: a recall notice may open "You are receiving this email because ...".
+_TAIL_FOOTER_START = re.compile(
+    r"^[ \t*_]*(?:how\s+(?:did\s+we\s+do|would\s+you\s+rate)\b|rate\s+(?:this|our|your)\s+(?:reply|response|support|"
+    r"service|experience|conversation|chat)\b|(?:don't|do\s+not)\s+want\s+(?:these|to\s+receive|to\s+get)\b|"
+    r"you\s+are\s+receiving\s+this\s+(?:e-?mail|message)\b|unsubscribe\s*:)",
+    re.IGNORECASE | re.MULTILINE)
+_TAIL_FOOTER_CHARS = 400  # at most this much text (not counting spaces) from such a footer to the end
+# A signature block right above such a footer: up to four short lines with no sentence in them ("Jo Bloggs",
+# "Senior Associate | Bloggs & Partners Solicitors") after a blank line.
+_SIGNATURE_LINE = re.compile(r"[^\n.!?]{1,70}[^\n.!?:]?")
+# An apology in single quotes, someone else's words: the courier's 'Sorry we missed you' card, the "three
+# 'sorry for the inconvenience' emails" a customer had. Opened after a space or bracket and before a letter,
+# closed after a letter or stop and before no letter, so apostrophes ("we'll", "customers' orders") never
+# pair. Only apologies: other single-quoted words are what a form or a button says ("choose 'Pet Friendly'
+# when you book"), which the reply does mean.
+_SINGLE_QUOTED_PHRASE = re.compile(
+    r"(?<![\w'])'(?=[A-Za-z])(?=[^'\n]{0,120}?\b(?:sorry|apolog))[^'\n]{1,120}?(?<=[\w.!?,])'(?![\w'])",
+    re.IGNORECASE)
+# A link's path and query: words in it ("/articles/4410-sorry-your-parcel-is-late", "?sorry=1") are no one's
+# words. Blanked to underscores, not spaces, so the link is still one token (the lexicon reads a link as
+# weak evidence of a solution); the trailing stop of a sentence stays outside.
+_URL_PATH = re.compile(r"(?:\bhttps?://|\bwww\.)[^\s/<>\"]+(/[^\s<>\"]*?)(?=[.,;:!?)\]]*(?:\s|$))")
 _MAIL_PARSER_MAX_CHARS = 20_000
 _MAIL_PARSER_MAX_LINES = 300
 # The library's sign-offs (its SIGNATURE_REGEX) and what may follow one on its line: nothing, or a name.
 _SIGN_OFF = re.compile(r"(?:> ?)*(?:best regards|kind regards|thanks|thank you|best|all the best|regards)\s*,?(.*)",
                        re.IGNORECASE)
 _SIGN_OFF_NAME = re.compile(r"(?:(?:[A-Z^@~\-][\w.'\u2019&-]*|the|team|and|from|of|&)[ \t,]*){0,6}")
+# A quoted email's header, whatever language the quoting mail client speaks: the customer's German Gmail
+# ("Am … schrieb …:"), a French Outlook ("De : … Envoyé : …"), Gmail's plain-text part of a bold Outlook header
+# ("*From:* … *Sent:*"), Gmail's older "2026-03-03 10:14 GMT+00:00 Name <address>:". mail-parser-reply is run
+# for English only (its other languages' sign-offs would cut English replies), so these are cut here, on every
+# message, as the library cuts its own.
 _REPLY_HEADER = re.compile(
-    r"^[ \t]*(?:on\b[^\n]{0,200}\bwrote:|from:[^\n]*\n[ \t]*(?:sent|date):|-{3,}\s*original message)",
+    r"^[ \t>]*(?:"
+    r"(?:on|am|le|el|il\s+giorno|op|em|den|dne|w\s+dniu)\b[^\n]{0,200}(?:\n[^\n]{0,80})?\b"
+    r"(?:wrote|schrieb|a\s+\u00e9crit|escribi\u00f3|ha\s+scritto|schreef|escreveu|skrev|napsal\(a\)|napsal|napisa\u0142\(a\)|napisa\u0142)"
+    r"(?:[ \t][^\n]{0,120})?[ \t]*:[ \t]*$|"
+    r"[*_]*(?:from|von|de|da|van|fr\u00e5n|fra|od)[ \t]*:[*_]*[ \t][^\n]*\n[ \t>]*[*_]*"
+    r"(?:sent|date|gesendet|datum|envoy\u00e9|enviado|inviato|data|verzonden|verstuurd|skickat|sendt|"
+    r"odesl\u00e1no|wys\u0142ano)[ \t]*:|"
+    r"-{3,}[ \t]*(?:original\s+message|urspr\u00fcngliche\s+nachricht|message\s+d'origine|mensaje\s+original|"
+    r"messaggio\s+originale|oorspronkelijk\s+bericht|originalmeddelande|original\s+meddelelse|forwarded\s+message)|"
+    r"\d{4}-\d{2}-\d{2}[ \t]+\d{1,2}:\d{2}[^\n]{0,120}<[^<>\s]+@[^<>\s]+>[ \t]*:[ \t]*$|"
+    r"[^\n]{1,80}\bwrote\s+on\b[^\n]{1,80}:[ \t]*$|"
+    r"quoting\s+[^\n]{1,120}:[ \t]*$)",
     re.IGNORECASE | re.MULTILINE)
 # Every alternative starts with one of [.!?\n]; the leading lookahead lets `re` skip other positions fast.
 _SENTENCE_END = re.compile(r"(?=[.!?\n])(?:[.!?]+(?=[\s\"')\]]|$)|\n\s*\n|\n(?=\s*(?:[-*\u2022]|\d+[.)])\s)|\n)")
@@ -146,8 +192,11 @@ def prepare(body: str, fmt: str = "text") -> Prepared:
         text = text.translate(_FOLD)
     text = _blank(text, _QUOTED_LINE)
     text = _cut_quoted_reply_and_signature(text)
+    text = _cut_at_reply_header(text)
     text = _cut_footer(text)
     text = _blank(text, _QUOTED_PHRASE)
+    text = _blank(text, _SINGLE_QUOTED_PHRASE)
+    text = _blank_url_paths(text)
     bounds = [m.end() for m in _SENTENCE_END.finditer(text)]
     return Prepared(body=body, text=text, starts=starts, ends=ends, sentence_bounds=bounds)
 
@@ -201,10 +250,29 @@ def _cut_footer(text: str) -> str:
     """Blank a mail footer's legal notice or a helpdesk's reply delimiter and everything after it (the rest
     of the footer, or the quoted email below). Not when it is where the text starts: then it is what the
     writer chose to say."""
-    m = _FOOTER_START.search(text)
-    if m is None or not text[:m.start()].strip():
+    starts = [m.start() for m in (_FOOTER_START.search(text), _TAIL_FOOTER_START.search(text))
+              if m is not None and (m.re is _FOOTER_START
+                                    or len("".join(text[m.start():].split())) <= _TAIL_FOOTER_CHARS)]
+    if not starts or not text[:min(starts)].strip():
         return text
-    return _blank_from(text, m.start())
+    return _blank_from(text, _signature_above(text, min(starts)))
+
+
+def _signature_above(text: str, start: int) -> int:
+    """Where a signature block directly above `start` (a line start) begins, or `start` if there is none."""
+    lines = text[:start].split("\n")[:-1]  # the complete lines above
+    n = len(lines)
+    while n > 0 and len(lines) - n < 4 and lines[n - 1].strip() and _SIGNATURE_LINE.fullmatch(lines[n - 1].strip()):
+        n -= 1
+    if n == len(lines) or n == 0 or lines[n - 1].strip() or not "".join(lines[:n]).strip():
+        return start  # no block, or not set off by a blank line, or nothing above it
+    return sum(len(line) + 1 for line in lines[:n])
+
+
+def _blank_url_paths(text: str) -> str:
+    if "://" not in text and "www." not in text:
+        return text
+    return _URL_PATH.sub(lambda m: m.group()[:m.start(1) - m.start()] + "_" * len(m.group(1)), text)
 
 
 @lru_cache(maxsize=1)
@@ -217,7 +285,8 @@ def _mail_patterns() -> dict[str, re.Pattern[str]]:
 
 
 def _cut_at_reply_header(text: str) -> str:
-    """For inputs too large for the library: blank from the first "On ... wrote:" / "From:" header line."""
+    """Blank from the first quoted email's header line ("On ... wrote:", "Am ... schrieb:", "From: ... Sent:"):
+    the headers the library does not know, and every header of inputs too large for the library."""
     m = _REPLY_HEADER.search(text)
     if m is None or m.start() == 0:
         return text
