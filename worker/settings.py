@@ -24,6 +24,21 @@ _SECRETS = ("webhook_secret", "inbound_secret", "zendesk_signing_secret")
 _WHSEC = ("webhook_secret", "inbound_secret")
 
 
+# Where Celery's Redis transport can find Redis, and where redis-py (the stores) can.
+_BROKER_SCHEMES = frozenset({"redis", "rediss", "unix", "redis+socket", "sentinel"})
+_STORE_SCHEMES = frozenset({"redis", "rediss", "unix"})
+
+
+def _check_redis_url(name: str, url: str, schemes: frozenset[str]) -> None:
+    """A URL Redis clients can use, said at start with the variable's name, not as a client's traceback later."""
+    parts = urlsplit(url)
+    if parts.scheme not in schemes:
+        raise ValueError(f"{_var(name)} must be a Redis URL ({', '.join(s + '://' for s in sorted(schemes))}), "
+                         f"got {parts.scheme + '://' if parts.scheme else 'no scheme'}")
+    if parts.scheme in {"redis", "rediss", "sentinel"} and not parts.hostname:
+        raise ValueError(f"{_var(name)} names no host (expected e.g. redis://localhost:6379/0)")
+
+
 class Settings(BaseSettings):
     # An empty variable is an unset one (`APOLOGY_METRICS_PORT=` in a .env file, or the Procfile's deliverer
     # line when APOLOGY_DELIVERER_METRICS_PORT is unset): the default, not a parse error.
@@ -120,6 +135,12 @@ class Settings(BaseSettings):
             value: SecretStr | None = getattr(self, name)
             if value is not None:
                 _check_whsec(name, value.get_secret_value())
+        _check_redis_url("broker_url", self.broker_url, _BROKER_SCHEMES)
+        if self.store_url is not None:
+            _check_redis_url("store_url", self.store_url, _STORE_SCHEMES)
+        elif urlsplit(self.broker_url).scheme not in _STORE_SCHEMES:
+            raise ValueError(f"{_var('broker_url')} is a {urlsplit(self.broker_url).scheme}:// URL, which the "
+                             f"stores cannot use: set {_var('store_url')} to the same Redis as redis://...")
         if self.webhook_url is not None and self.webhook_secret is None:
             raise ValueError(f"{_var('webhook_url')} is set but {_var('webhook_secret')} is not: every "
                              "outbound webhook is signed; set the whsec_... secret its receiver verifies")

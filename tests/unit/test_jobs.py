@@ -380,3 +380,20 @@ def test_the_progress_says_once_when_no_chunk_finishes_and_what_to_do(store: Job
     store.end_reading("bf-1", 3)
     watch("bf-1", store, lambda: False, stall=0.0, say=said.append, console=Console(file=io.StringIO()))
     assert len(said) == 1
+
+
+def test_start_of_a_cancelled_job_says_so_and_leaves_it_to_resume(
+        cli: Path, store: JobStore, capsys: pytest.CaptureFixture[str]) -> None:
+    """It printed "exists (cancelled): continuing it" and did nothing: only `resume` runs a cancelled job."""
+    from worker.cli import main
+    from worker.cli.backfill_cmd import CHUNK_REPLIES
+    from worker.engine import load_policy
+
+    jid = job_id([str(cli.resolve())], load_policy(None).version, CHUNK_REPLIES)
+    assert store.create(jid, files=[str(cli.resolve())], policy=None, policy_version=load_policy(None).version,
+                        output=str(cli.parent / "out"), deliver=False, rate=None, chunk_replies=CHUNK_REPLIES)
+    assert store.cancel(jid) is not None
+    assert main(["backfill", "start", str(cli), "--output", str(cli.parent / "out")]) == 1
+    said = capsys.readouterr().out
+    assert f"job {jid} was cancelled: nothing done" in said and f"backfill resume {jid}" in said
+    assert "continuing" not in said and store.get(jid).state == "cancelled"  # type: ignore[union-attr]

@@ -44,6 +44,14 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
         load_policy(path)
 
 
+def test_a_key_given_twice_names_file_both_lines_and_key(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys: a second `overrides:` block silently dropped the first."""
+    path = write(tmp_path, "name: t\nextends: liability-aware\noverrides:\n  - when: {team: vip}\n"
+                           "    severity: {generic-apology: critical}\noverrides: []\n")
+    with pytest.raises(PolicyError, match=rf"{path}:6: overrides: duplicate key \(also on line 3\)"):
+        load_policy(path)
+
+
 @pytest.mark.parametrize(("bad", "line", "key"), [
     ("    when: {apology: generik}\n", 5, "rules.0.when.apology"),
     ("    when: {apologee: generic}\n", 5, "rules.0.when.apologee"),

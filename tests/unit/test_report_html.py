@@ -85,3 +85,12 @@ def test_report_joins_verdicts_with_the_history(tmp_path: Path, policy: Policy) 
     assert set(report.teams) <= {"returns", "billing", "delivery", "tech"}
     assert sum(t.replies for t in report.teams.values()) == report.overall.replies
     assert report.outcome is not None and report.outcome.answered > 0
+
+
+def test_cli_names_a_missing_folder_for_the_page_before_building_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It built the whole report, then crashed with a FileNotFoundError traceback."""
+    verdicts = tmp_path / "v.jsonl"
+    verdicts.write_text("")
+    assert main(["report", str(verdicts), "--html", str(tmp_path / "no" / "dir" / "r.html")]) == 2
+    assert "no such folder to write the page into" in capsys.readouterr().err

@@ -47,3 +47,16 @@ def test_summary_prints_the_outcome_headline_and_the_difference_it_quotes() -> N
     text = " ".join(_printed(terminal=False).split())
     assert "Customers' next message after a generic apology: +0.150 frustration against replies with no apology" in text
     assert "+0.150 (" in text  # the table's "vs. no apology" column holds the same difference
+
+
+def test_a_comparison_of_verdicts_over_different_histories_says_nothing_matched() -> None:
+    """It printed "action changes on 0 of 0 replies" and nothing else."""
+    from tests.unit.test_report_compare import compare
+
+    builder = compare([verdict("A1"), verdict("A2")], [verdict("B1", policy="empathy-first")])
+    result = builder.result()
+    builder.store.close()
+    out = io.StringIO()
+    print_summary(Console(file=out, width=200, highlight=False, color_system=None), _report(), result)
+    said = out.getvalue()
+    assert "No reply is in both verdict sets (2 only in the first, 1 only in the second)" in said

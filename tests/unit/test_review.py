@@ -200,3 +200,17 @@ def test_every_command_says_what_it_does_and_the_tool_its_version(capsys: pytest
         out = capsys.readouterr().out
         described = out.split("\n\n")[1].strip()
         assert not described.startswith(("positional arguments", "options")), f"{command}: no description"
+
+
+def test_ctrl_c_ends_a_command_with_130_and_no_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Interrupting `review` (or a backfill while its policy loads) printed a Python traceback."""
+    from worker.cli import review_cmd
+
+    def interrupted(*args: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(review_cmd, "load_policy", interrupted)
+    assert main(["review", "config/examples/tickets.jsonl"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err

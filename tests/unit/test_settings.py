@@ -53,6 +53,10 @@ def test_a_secret_can_come_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path
     ({"APOLOGY_METRICS_PORT": "http"}, "APOLOGY_METRICS_PORT"),
     ({"APOLOGY_WEBHOOK_SECRET_FILE": "/nonexistent/secret"}, "APOLOGY_WEBHOOK_SECRET_FILE"),
     ({"APOLOGY_WEBHOOK_SECRET": SECRET, "APOLOGY_WEBHOOK_SECRET_FILE": "/x"}, "APOLOGY_WEBHOOK_SECRET_FILE"),
+    ({"APOLOGY_BROKER_URL": "notaurl"}, "APOLOGY_BROKER_URL"),
+    ({"APOLOGY_BROKER_URL": "redis://"}, "APOLOGY_BROKER_URL"),
+    ({"APOLOGY_STORE_URL": "http://cache:6379"}, "APOLOGY_STORE_URL"),
+    ({"APOLOGY_BROKER_URL": "sentinel://h:26379"}, "APOLOGY_STORE_URL"),
 ])
 def test_invalid_settings_fail_naming_the_variable(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
                                                     named: str) -> None:
@@ -110,7 +114,8 @@ def test_redis_brokers_get_the_fixed_transport_and_others_keep_kombus() -> None:
     from worker.broker import TRANSPORT
 
     assert create_app(load_settings()).conf.broker_transport == TRANSPORT
-    assert create_app(load_settings(broker_url="sentinel://h:26379")).conf.broker_transport is None
+    assert create_app(load_settings(broker_url="sentinel://h:26379",
+                                            store_url="redis://h:6379/0")).conf.broker_transport is None
 
 
 def test_task_events_are_on_and_sent_events_only_when_asked_for() -> None:

@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:  # Ctrl-C where a command has nothing to say about it: the shell's code, no traceback
+        print("apology-worker: interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:
         outage = _broker_outage(exc)
         if outage is None:

@@ -158,6 +158,10 @@ def run_start(args: argparse.Namespace) -> int:
                   f"are in {where}")
             _print_status(job, store)
             return _exit_code(job)
+        if job.state == "cancelled":  # cancelled on purpose: only an explicit resume runs it again
+            print(f"job {jid} was cancelled: nothing done. `apology-worker backfill resume {jid}` continues it "
+                  "where it stopped")
+            return _exit_code(job)
         print(f"job {jid} exists ({job.state}): continuing it")
     else:
         print(f"job {jid}: {len(files)} file(s) under {policy.name} {policy.version} -> "

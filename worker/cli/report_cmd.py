@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     for path in [*args.verdicts, *args.history, *args.compare]:
         if path != "-" and not Path(path).is_file():
             raise ApologyWorkerError(f"{path}: no such file")
+    if not Path(args.html).resolve().parent.is_dir():  # before the report is built, not after
+        raise ApologyWorkerError(f"{args.html}: no such folder to write the page into")
     policy = load_policy(args.policy or os.environ.get("APOLOGY_POLICY") or None)
     built = build_report(args.verdicts, policy=policy, histories=args.history, compare=args.compare,
                          history_format=args.history_format, worst=args.worst)

@@ -536,7 +536,20 @@ def _read_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:
         line = mark.line + 1 if mark is not None else 1
         raise PolicyError(f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     lines: dict[tuple[Any, ...], int] = {}
-    return (_to_python(node, (), lines) if node is not None else None), lines
+    try:
+        return (_to_python(node, (), lines) if node is not None else None), lines
+    except _DuplicateKey as dup:
+        key = ".".join(map(str, dup.path))
+        raise PolicyError(f"{path}:{dup.line}: {key}: duplicate key (also on line {dup.first}); YAML would keep "
+                          "only the last one and silently drop the other") from None
+
+
+class _DuplicateKey(Exception):
+    """A mapping that names one key twice: YAML parsers keep the last, so the first would vanish unseen."""
+
+    def __init__(self, path: tuple[Any, ...], line: int, first: int) -> None:
+        super().__init__(path)
+        self.path, self.line, self.first = path, line, first
 
 
 def _to_python(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> Any:
@@ -545,6 +558,8 @@ def _to_python(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ..
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _scalar(key_node)
+            if key in out:
+                raise _DuplicateKey((*path, key), key_node.start_mark.line + 1, lines[(*path, key)])
             out[key] = _to_python(value_node, (*path, key), lines)
             lines[(*path, key)] = key_node.start_mark.line + 1  # the key's line, not its value's
         return out

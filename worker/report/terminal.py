@@ -86,6 +86,9 @@ def _outcome(outcome: Outcome) -> list[RenderableType]:
 def _comparison(c: Comparison) -> list[RenderableType]:
     head = (f"[bold]{c.base_label} → {c.other_label}[/]: action changes on [bold]{c.changed_actions:,}"
             f"[/] of {c.matched:,} replies ({c.stricter:,} stricter, {c.laxer:,} more lenient)")
+    if not c.matched:
+        head += (f"\n[bold yellow]No reply is in both verdict sets[/] ({c.only_base:,} only in the first, "
+                 f"{c.only_other:,} only in the second): --compare takes verdicts over the same history")
     table = Table(title="Rule changes", title_justify="left")
     for name in ("Rule", c.base_label, c.other_label, "Newly fired", "Unfired"):
         table.add_column(name, justify="left" if name == "Rule" else "right")
