@@ -69,6 +69,46 @@ def outage_pauses(patience: float) -> Iterator[float]:
     return pauses()
 
 
+def riding_out(run: Callable[[], T], client: redis.Redis, say: Callable[[str], None] | None, *, what: str,
+               later: str, patience: float) -> T:
+    """Run `run` again once Redis is back when an outage interrupts it, or has room again when it is full
+    (at `maxmemory` it refuses writes), so neither ends a producer's work; `run` must be safe to run again
+    (a backfill's producer skips what it enqueued before; events are deduplicated by id). One that lasts
+    longer than `patience` raises, which the CLI reports as "cannot reach Redis" or "Redis is full" (exit
+    2). `what` names the work in what it says, `later` how to continue it by hand."""
+    while True:
+        try:
+            return run()
+        except OUTAGE_ERRORS + FULL_ERRORS as exc:
+            full = isinstance(exc, FULL_ERRORS)
+            if say is not None:
+                why = "Redis is full (maxmemory): it refuses writes" if full else "Redis unreachable"
+                say(f"{what}: {why} ({type(exc).__name__}); waiting up to {patience:.0f} s for it to "
+                    f"{'have room' if full else 'come back'} ({later})")
+            if not _await_redis(client, patience, room=full):
+                raise
+            if say is not None:
+                say(f"{what}: Redis is back; continuing")
+
+
+def _await_redis(client: redis.Redis, patience: float, room: bool = False) -> bool:
+    """Whether Redis answers again within `patience` seconds (`outage_pauses` between looks), and with
+    `room`, has memory for writes again (`has_room`)."""
+    pauses, wake = outage_pauses(patience), threading.Event()
+    while True:
+        try:
+            if not room:
+                return bool(client.ping())
+            if has_room(client):
+                return True
+        except OUTAGE_ERRORS:
+            pass
+        pause = next(pauses, None)
+        if pause is None:
+            return False
+        wake.wait(pause)
+
+
 def once(build: Callable[[], T], lock: AbstractContextManager[Any] | None = None) -> Callable[[], T]:
     """`build()` run once per process, by whichever thread asks first, the others waiting for it.
 

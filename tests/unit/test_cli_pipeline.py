@@ -43,6 +43,33 @@ def test_enqueue_sends_every_message_in_order_with_derived_ids(broker: tuple[Sto
     assert stores.pending(first["ticket"]["id"])
 
 
+def test_enqueue_waits_out_a_redis_restart_mid_file_and_finishes(broker: tuple[Stores, list[Any], list[Any]],
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """It stopped at "cannot reach Redis" half way through, without saying what it had sent."""
+    import redis
+
+    _, events, _ = broker
+    assert main(["enqueue", str(EXAMPLES)]) == 0
+    expected = [e["event_id"] for e in events]
+    events.clear()
+    first_ticket = expected[0].split("/")[0]
+    failed: list[str] = []
+
+    def restarting(payload: dict[str, Any]) -> None:
+        if payload["ticket"]["id"] != first_ticket and not failed:  # the second ticket's first send
+            failed.append(payload["event_id"])
+            raise redis.ConnectionError("Connection refused")
+        events.append(payload)
+
+    monkeypatch.setattr(bootstrap, "send_event", restarting)
+    assert main(["enqueue", str(EXAMPLES)]) == 0
+    out = capsys.readouterr()
+    assert f"enqueued {len(expected)} events" in out.out
+    assert "enqueue: Redis unreachable (ConnectionError)" in out.err and "Redis is back" in out.err
+    assert [e["event_id"] for e in events] == expected  # every event, in order, none lost
+
+
 def test_enqueue_reports_unreadable_lines(broker: tuple[Stores, list[Any], list[Any]],
                                           tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"

@@ -294,43 +294,12 @@ def produce(jid: str, store: JobStore, policy: Policy, *, max_pending: int = MAX
 
 def _riding_out(run: Callable[[], T], store: JobStore, jid: str, say: Callable[[str], None] | None, *,
                 patience: float = OUTAGE_PATIENCE) -> T:
-    """Run `run` again once Redis is back when an outage interrupts it, or has room again when it is full
-    (at `maxmemory` it refuses writes), so neither ends the job: running `produce` again is what `backfill
-    resume` does (chunks enqueued before are skipped, those not done are sent again, and a chunk runs once
-    whatever the number of its copies). One that lasts longer than `patience` raises, which the CLI reports
-    as "cannot reach Redis" or "Redis is full" (exit 2)."""
-    while True:
-        try:
-            return run()
-        except bootstrap.OUTAGE_ERRORS + bootstrap.FULL_ERRORS as exc:
-            full = isinstance(exc, bootstrap.FULL_ERRORS)
-            if say is not None:
-                why = "Redis is full (maxmemory): it refuses writes" if full else "Redis unreachable"
-                say(f"backfill {jid}: {why} ({type(exc).__name__}); waiting up to {patience:.0f} s for it to "
-                    f"{'have room' if full else 'come back'} (the job keeps its state: `apology-worker backfill "
-                    f"resume {jid}` continues it later)")
-            if not _await_redis(store, patience, room=full):
-                raise
-            if say is not None:
-                say(f"backfill {jid}: Redis is back; continuing")
-
-
-def _await_redis(store: JobStore, patience: float, room: bool = False) -> bool:
-    """Whether Redis answers again within `patience` seconds (bootstrap.outage_pauses between looks), and
-    with `room`, has memory for writes again (`bootstrap.has_room`)."""
-    pauses, wake = bootstrap.outage_pauses(patience), threading.Event()
-    while True:
-        try:
-            if not room:
-                return bool(store.redis.ping())
-            if bootstrap.has_room(store.redis):
-                return True
-        except bootstrap.OUTAGE_ERRORS:
-            pass
-        pause = next(pauses, None)
-        if pause is None:
-            return False
-        wake.wait(pause)
+    """`bootstrap.riding_out` for a job: running `produce` again is what `backfill resume` does (chunks
+    enqueued before are skipped, those not done are sent again, and a chunk runs once whatever the number
+    of its copies)."""
+    return bootstrap.riding_out(run, store.redis, say, what=f"backfill {jid}", patience=patience,
+                                later=f"the job keeps its state: `apology-worker backfill resume {jid}` continues "
+                                      "it later")
 
 
 def _say(message: str) -> None:
