@@ -90,6 +90,18 @@ def test_word_classes_are_unicode_as_in_python() -> None:
     assert [text[a:b] for a, b in scanner.find(set_id, text, scanner.scan(text))] == [text]
 
 
+def test_a_negated_word_class_finds_what_python_finds_past_ascii() -> None:
+    """The set's loose \\w (any non-ASCII character) inside [^...] excluded the emoji, so the set missed a
+    pattern Python's re matches: "fixed now 👍" was read as no solution."""
+    scanner = Scanner()
+    set_id = scanner.add("done", [r"\bfixed now\s*[^\w\s]"], re.IGNORECASE)
+    scanner.build()
+    for text in ("fixed now \U0001F44D", "fixed now \u2014 thanks", "fixed now!"):
+        assert [text[a:b] for a, b in scanner.find(set_id, text, scanner.scan(text))] == \
+            [m.group() for m in re.finditer(r"\bfixed now\s*[^\w\s]", text, re.IGNORECASE)] != []
+    assert scanner.find(set_id, "fixed now café", scanner.scan("fixed now café")) == []
+
+
 def test_a_long_text_is_scanned_to_its_end() -> None:
     text = ("Nothing to see in this line at all.\n" * 3000) + "It was our fault."
     scanner, set_id = _scanner()

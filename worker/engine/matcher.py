@@ -338,14 +338,17 @@ _HEX = {"u": re.compile(r"[0-9a-fA-F]{4}"), "U": re.compile(r"[0-9a-fA-F]{8}")}
 def _to_re2(source: str, flags: int, *, loose: bool = False) -> str:
     """The pattern in RE2 syntax: flags inline, `\\w`/`\\W` as Unicode classes (RE2's are ASCII-only)."""
     in_class_word, word, non_word = _LOOSE_WORD if loose else _WORD
+    # In a negated class a looser \w would exclude more, so the set would miss matches: there the set gets
+    # ASCII word characters, which the exact class includes, so the negation is looser instead.
+    negated_word = "0-9A-Za-z_" if loose else in_class_word
     out: list[str] = []
-    i, in_class = 0, False
+    i, in_class, negated = 0, False, False
     while i < len(source):
         c = source[i]
         if c == "\\" and i + 1 < len(source):
             nxt = source[i + 1]
             if nxt == "w":
-                out.append(in_class_word if in_class else word)
+                out.append((negated_word if negated else in_class_word) if in_class else word)
             elif nxt == "W" and not in_class:
                 out.append(non_word)
             elif nxt in "uU" and _HEX[nxt].fullmatch(digits := source[i + 2:i + 2 + (4 if nxt == "u" else 8)]):
@@ -358,7 +361,8 @@ def _to_re2(source: str, flags: int, *, loose: bool = False) -> str:
         if c == "[" and not in_class:
             in_class = True
             out.append(c)
-            if source[i + 1:i + 2] == "^":
+            negated = source[i + 1:i + 2] == "^"
+            if negated:
                 out.append("^")
                 i += 1
             if source[i + 1:i + 2] == "]":
