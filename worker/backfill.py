@@ -37,7 +37,7 @@ from worker.engine import Policy, review_history, reviewable
 from worker.errors import ApologyWorkerError
 from worker.exports import detect_format, read_export
 from worker.history import describe_json_error
-from worker.models import Ticket, TicketHistory, Verdict
+from worker.models import Ticket, TicketHistory, Verdict, one_line
 
 CHUNK_REPLIES = 2000
 _HASH_BLOCK = 1 << 20
@@ -262,7 +262,7 @@ def judge_chunk(chunk: Chunk, policy: Policy, *, keep: bool = False) -> ChunkRes
                 result.judged.extend((history.ticket, v) for v in verdicts)
         del histories
         engine = clock()
-        result.lines.extend(map(_VERDICT_JSON.to_json, batch))
+        result.lines.extend(one_line(_VERDICT_JSON.to_json(v)) for v in batch)
         del batch
         done = clock()
         cpu["parse"] += parsed - started

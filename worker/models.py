@@ -131,7 +131,22 @@ class Verdict(_Model):
     action: Action
 
     def to_json(self) -> str:
-        return self.model_dump_json()
+        """One line of JSON Lines, whatever the reply held (see `one_line`)."""
+        return one_line(self.model_dump_json().encode()).decode()
+
+
+# Characters JSON may leave raw that line readers (Python's str.splitlines, JavaScript's parsers) take for
+# line breaks: a reply holding one split its verdict's JSONL line in two for them. Escaped, they are the same
+# JSON string.
+_LINE_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+
+
+def one_line(data: bytes) -> bytes:
+    """UTF-8 JSON with U+0085, U+2028 and U+2029 escaped, so it is one line to every reader."""
+    for raw, escaped in _LINE_BREAKS:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
 
 
 SCHEMAS: dict[str, type[BaseModel]] = {

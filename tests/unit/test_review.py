@@ -214,3 +214,20 @@ def test_ctrl_c_ends_a_command_with_130_and_no_traceback(monkeypatch: pytest.Mon
     assert main(["review", "config/examples/tickets.jsonl"]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "Traceback" not in err
+
+
+def test_a_verdict_is_one_line_whatever_line_separators_the_reply_holds(policy: Policy) -> None:
+    """A reply with U+2028 put it raw into the verdict's excerpt: valid JSON, but two lines to str.splitlines
+    and to JavaScript, so a JSONL reader split the verdict."""
+    from worker.models import Message, Ticket
+
+    body = "I'm sorry your lamp arrived cracked.\u2028A new one ships today.\x85Sam"
+    reply = Message(id="m2", role="agent", author={"id": "a"}, body=body, format="text", public=True)
+    said = Message(id="m1", role="customer", author={"id": "c"}, body="My lamp arrived cracked", format="text")
+    verdict = review_reply(reply, [said], Ticket(id="t"), policy)
+    finding = verdict.findings[0]
+    verdict = verdict.model_copy(update={"findings": [finding.model_copy(update={"excerpt": body})]})
+    line = verdict.to_json()
+    assert len(verdict.model_dump_json().splitlines()) == 3  # what pydantic alone writes
+    assert len(line.splitlines()) == 1
+    assert Verdict.model_validate_json(line) == verdict

@@ -223,6 +223,12 @@ def test_greater_than_quoted_lines_are_blanked() -> None:
     assert "sorry" not in doc.text
 
 
+@pytest.mark.parametrize("br", ["\u2028", "\u2029", "\x85"])
+def test_unicode_line_separators_end_sentences_like_line_breaks(br: str) -> None:
+    doc = prepare(f"Hi Jo,{br}{br}I'm sorry your lamp arrived cracked.")
+    assert [doc.text[a:b].strip() for a, b in doc.sentences()] == ["Hi Jo,", "I'm sorry your lamp arrived cracked."]
+
+
 def test_sentences_split_on_punctuation_and_line_breaks() -> None:
     doc = prepare("First one. Second one!\nThird")
     assert [doc.text[a:b].strip() for a, b in doc.sentences()] == ["First one.", "Second one!", "Third"]

@@ -28,6 +28,7 @@ _FOLD = str.maketrans({
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"',
     "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u200b": " ", "\t": " ", "\r": " ",
     "\u2013": "-", "\u2014": "-",
+    "\u2028": "\n", "\u2029": "\n", "\x85": "\n",  # Unicode's line and paragraph separators, and NEL
 })
 
 # Most texts hold none of those characters; finding that out is far cheaper than `translate`.
