@@ -54,28 +54,33 @@ _MAIL_CUES = re.compile(
 # ("##- Please type your reply above this line -##", in any language) ends the writer's words the same way:
 # what follows is the notification the customer answered.
 _FOOTER_START = re.compile(
-    r"^[ \t]*##-[^\n]*-##[ \t]*$|"
-    r"^[ \t*_]*(?:(?:confidentiality|legal|email|e-mail)\s+(?:notice|statement|disclaimer|warning)\b|"
+    r"^[ \t]*+##-[^\n]*-##[ \t]*$|"
+    r"^[ \t*_]*+(?:(?:confidentiality|legal|email|e-mail)\s+(?:notice|statement|disclaimer|warning)\b|"
     r"disclaimer[ \t]*(?::|$)|confidential(?:ity)?\s*:|"
     r"(?:this|the\s+information\s+(?:contained\s+)?in\s+this|the\s+contents?\s+of\s+this)\s+"
     r"(?:e-?mail|message|communication|transmission)\b[^\n]{0,80}?\b(?:confidential|privileged|intended\s+"
     r"(?:solely|only|exclusively)\s+for|intended\s+for\s+the\s+(?:named\s+)?(?:addressee|recipient))\b|"
     r"if\s+you\s+(?:have\s+)?(?:received|are\s+not\s+the\s+intended)\b[^\n]{0,60}?\b(?:in\s+error|recipient)\b|"
-    # A sender's liability notice about the mail itself ("Lumina Home Ltd accepts no liability for loss or
-    # damage arising from this email"), and a regulated firm's footer ("Authorised and regulated by the
-    # Solicitors Regulation Authority"): a customer's signature is not a legal threat.
-    r"(?:[^\n]{0,60}\s)?(?:accepts?|shall\s+not\s+accept|cannot\s+accept|can\s+accept)\s+no\s+(?:liability|responsibility)\b"
-    r"[^\n]{0,160}?\b(?:this\s+(?:e-?mail|message|communication|transmission)|e-?mail\s+transmission|viruses?)\b|"
+    # A regulated firm's footer ("Authorised and regulated by the Solicitors Regulation Authority"): a
+    # customer's signature is not a legal threat.
     r"(?:authori[sz]ed\s+and\s+)?regulated\s+by\s+the\s+[^\n]{0,80}?\b(?:authority|commission|regulator|board|council)\b)",
     re.IGNORECASE | re.MULTILINE)
+# A sender's liability notice about the mail itself, wherever its line starts ("Lumina Home Ltd accepts no
+# liability for loss or damage arising from this email"): found anywhere, cut from the start of its line.
+_LIABILITY_NOTICE = re.compile(
+    r"\b(?:accepts?|shall\s+not\s+accept|cannot\s+accept|can\s+accept)\s+no\s+(?:liability|responsibility)\b"
+    r"[^\n]{0,160}?\b(?:this\s+(?:e-?mail|message|communication|transmission)|e-?mail\s+transmission|viruses?)\b",
+    re.IGNORECASE)
 # A survey or mailing footer under the reply ("How did we do? Rate this reply", "Don't want these emails?
 # Unsubscribe"): the helpdesk's words, not the agent's; a "We're sorry if we fell short" in it is no apology.
 # Only in the last few lines: a recall notice may open "You are receiving this email because ...".
 _TAIL_FOOTER_START = re.compile(
-    r"^[ \t*_]*(?:how\s+(?:did\s+we\s+do|would\s+you\s+rate)\b|rate\s+(?:this|our|your)\s+(?:reply|response|support|"
+    r"^[ \t*_]*+(?:how\s+(?:did\s+we\s+do|would\s+you\s+rate)\b|rate\s+(?:this|our|your)\s+(?:reply|response|support|"
     r"service|experience|conversation|chat)\b|(?:don't|do\s+not)\s+want\s+(?:these|to\s+receive|to\s+get)\b|"
     r"you\s+are\s+receiving\s+this\s+(?:e-?mail|message)\b|unsubscribe\s*:)",
     re.IGNORECASE | re.MULTILINE)
+_TAIL_CUES = ("how did we do", "how would you rate", "rate this", "rate our", "rate your", "want these",
+              "want to receive", "want to get", "receiving this", "unsubscribe")  # a cheap look first
 _TAIL_FOOTER_CHARS = 400  # at most this much text (not counting spaces) from such a footer to the end
 # A signature block right above such a footer: up to four short lines with no sentence in them ("Jo Bloggs",
 # "Senior Associate | Bloggs & Partners Solicitors") after a blank line.
@@ -85,8 +90,9 @@ _SIGNATURE_LINE = re.compile(r"[^\n.!?]{1,70}[^\n.!?:]?")
 # closed after a letter or stop and before no letter, so apostrophes ("we'll", "customers' orders") never
 # pair. Only apologies: other single-quoted words are what a form or a button says ("choose 'Pet Friendly'
 # when you book"), which the reply does mean.
+_APOLOGY_WORD = re.compile(r"sorry|apolog", re.IGNORECASE)
 _SINGLE_QUOTED_PHRASE = re.compile(
-    r"(?<![\w'])'(?=[A-Za-z])(?=[^'\n]{0,120}?\b(?:sorry|apolog))[^'\n]{1,120}?(?<=[\w.!?,])'(?![\w'])",
+    r"'(?<!\w')(?<!'')(?=[A-Za-z])(?=[^'\n]{0,120}?\b(?:sorry|apolog))[^'\n]{1,120}?(?<=[\w.!?,])'(?![\w'])",
     re.IGNORECASE)
 # A link's path and query: words in it ("/articles/4410-sorry-your-parcel-is-late", "?sorry=1") are no one's
 # words. Blanked to underscores, not spaces, so the link is still one token (the lexicon reads a link as
@@ -104,7 +110,7 @@ _SIGN_OFF_NAME = re.compile(r"(?:(?:[A-Z^@~\-][\w.'\u2019&-]*|the|team|and|from|
 # for English only (its other languages' sign-offs would cut English replies), so these are cut here, on every
 # message, as the library cuts its own.
 _REPLY_HEADER = re.compile(
-    r"^[ \t>]*(?:"
+    r"^[ \t>]*+(?:"
     r"(?:on|am|le|el|il\s+giorno|op|em|den|dne|w\s+dniu)\b[^\n]{0,200}(?:\n[^\n]{0,80})?\b"
     r"(?:wrote|schrieb|a\s+\u00e9crit|escribi\u00f3|ha\s+scritto|schreef|escreveu|skrev|napsal\(a\)|napsal|napisa\u0142\(a\)|napisa\u0142)"
     r"(?:[ \t][^\n]{0,120})?[ \t]*:[ \t]*$|"
@@ -114,7 +120,7 @@ _REPLY_HEADER = re.compile(
     r"-{3,}[ \t]*(?:original\s+message|urspr\u00fcngliche\s+nachricht|message\s+d'origine|mensaje\s+original|"
     r"messaggio\s+originale|oorspronkelijk\s+bericht|originalmeddelande|original\s+meddelelse|forwarded\s+message)|"
     r"\d{4}-\d{2}-\d{2}[ \t]+\d{1,2}:\d{2}[^\n]{0,120}<[^<>\s]+@[^<>\s]+>[ \t]*:[ \t]*$|"
-    r"[^\n]{1,80}\bwrote\s+on\b[^\n]{1,80}:[ \t]*$|"
+    r"(?:[\w.'@-]+[ \t]+){1,4}wrote\s+on\b[^\n]{1,80}:[ \t]*$|"
     r"quoting\s+[^\n]{1,120}:[ \t]*$)",
     re.IGNORECASE | re.MULTILINE)
 # Every alternative starts with one of [.!?\n]; the leading lookahead lets `re` skip other positions fast.
@@ -193,10 +199,12 @@ def prepare(body: str, fmt: str = "text") -> Prepared:
         text = text.translate(_FOLD)
     text = _blank(text, _QUOTED_LINE)
     text = _cut_quoted_reply_and_signature(text)
-    text = _cut_at_reply_header(text)
+    if ":" in text or "---" in text:  # every reply header holds one (most chat replies hold neither)
+        text = _cut_at_reply_header(text)
     text = _cut_footer(text)
     text = _blank(text, _QUOTED_PHRASE)
-    text = _blank(text, _SINGLE_QUOTED_PHRASE)
+    if "'" in text and _APOLOGY_WORD.search(text):
+        text = _blank(text, _SINGLE_QUOTED_PHRASE)
     text = _blank_url_paths(text)
     bounds = [m.end() for m in _SENTENCE_END.finditer(text)]
     return Prepared(body=body, text=text, starts=starts, ends=ends, sentence_bounds=bounds)
@@ -251,9 +259,13 @@ def _cut_footer(text: str) -> str:
     """Blank a mail footer's legal notice or a helpdesk's reply delimiter and everything after it (the rest
     of the footer, or the quoted email below). Not when it is where the text starts: then it is what the
     writer chose to say."""
-    starts = [m.start() for m in (_FOOTER_START.search(text), _TAIL_FOOTER_START.search(text))
+    low = text.lower()
+    tail = _TAIL_FOOTER_START.search(text) if any(cue in low for cue in _TAIL_CUES) else None
+    starts = [m.start() for m in (_FOOTER_START.search(text), tail)
               if m is not None and (m.re is _FOOTER_START
                                     or len("".join(text[m.start():].split())) <= _TAIL_FOOTER_CHARS)]
+    if ("liabilit" in low or "responsibilit" in low) and (notice := _LIABILITY_NOTICE.search(text)) is not None:
+        starts.append(text.rfind("\n", 0, notice.start()) + 1)
     if not starts or not text[:min(starts)].strip():
         return text
     return _blank_from(text, _signature_above(text, min(starts)))
