@@ -120,8 +120,11 @@ def test_quote_headers_in_other_languages_and_old_formats_start_the_quoted_email
     assert "should have read" not in text and "fault" not in text
 
 
-def test_a_line_that_only_starts_like_a_header_is_the_reply() -> None:
-    body = "Hi Jo,\n\nOn Monday we wrote to the courier.\nThey replied the same day; I'm sorry it took so long."
+@pytest.mark.parametrize("body", [
+    "Hi Jo,\n\nOn Monday we wrote to the courier.\nThey replied the same day; I'm sorry it took so long.",
+    "Hi Jo,\n\nOn Monday I wrote to the courier:\n- the parcel number\n- that I'm sorry it's late",
+])
+def test_a_line_that_only_starts_like_a_header_is_the_reply(body: str) -> None:
     assert prepare(body).text == body
 
 
@@ -145,6 +148,13 @@ def test_a_notice_that_opens_like_a_mailing_footer_keeps_its_words() -> None:
             + "Please stop using it and return it to us; we will send a prepaid pack and a replacement. " * 6
             + "\n\nWe apologise for the inconvenience.")
     assert prepare(body).text == body
+
+
+def test_a_short_last_line_typed_without_a_full_stop_is_not_a_signature() -> None:
+    body = ("Hi Jo\n\nYour refund is on its way\n"
+            "This email and any attachments are confidential and intended solely for you.")
+    text = prepare(body).text
+    assert "Your refund is on its way" in text and "confidential" not in text
 
 
 def test_a_customers_professional_signature_is_not_their_words() -> None:

@@ -82,9 +82,11 @@ _TAIL_FOOTER_START = re.compile(
 _TAIL_CUES = ("how did we do", "how would you rate", "rate this", "rate our", "rate your", "want these",
               "want to receive", "want to get", "receiving this", "unsubscribe")  # a cheap look first
 _TAIL_FOOTER_CHARS = 400  # at most this much text (not counting spaces) from such a footer to the end
-# A signature block right above such a footer: up to four short lines with no sentence in them ("Jo Bloggs",
-# "Senior Associate | Bloggs & Partners Solicitors") after a blank line.
+# A signature block right above such a footer: up to four short lines after a blank line, with no sentence
+# in them and mostly capitalised words ("Jo Bloggs", "Senior Associate | Bloggs & Partners Solicitors",
+# "Head of Customer Care"; not "Your refund is on its way", a reply typed without its full stop).
 _SIGNATURE_LINE = re.compile(r"[^\n.!?]{1,70}[^\n.!?:]?")
+_LINE_WORD = re.compile(r"[^\W\d_][\w'&-]*")
 # An apology in single quotes, someone else's words: the courier's 'Sorry we missed you' card, the "three
 # 'sorry for the inconvenience' emails" a customer had. Opened after a space or bracket and before a letter,
 # closed after a letter or stop and before no letter, so apostrophes ("we'll", "customers' orders") never
@@ -111,9 +113,11 @@ _SIGN_OFF_NAME = re.compile(r"(?:(?:[A-Z^@~\-][\w.'\u2019&-]*|the|team|and|from|
 # message, as the library cuts its own.
 _REPLY_HEADER = re.compile(
     r"^[ \t>]*+(?:"
-    r"(?:on|am|le|el|il\s+giorno|op|em|den|dne|w\s+dniu)\b[^\n]{0,200}(?:\n[^\n]{0,80})?\b"
-    r"(?:wrote|schrieb|a\s+\u00e9crit|escribi\u00f3|ha\s+scritto|schreef|escreveu|skrev|napsal\(a\)|napsal|napisa\u0142\(a\)|napisa\u0142)"
-    r"(?:[ \t][^\n]{0,120})?[ \t]*:[ \t]*$|"
+    r"(?:on|le|el|il\s+giorno|em|dne|w\s+dniu)\b[^\n]{0,200}(?:\n[^\n]{0,80})?\b"
+    r"(?:wrote|a\s+\u00e9crit|escribi\u00f3|ha\s+scritto|escreveu|napsal\(a\)|napsal|napisa\u0142\(a\)|napisa\u0142)"
+    r"[ \t]*:[ \t]*$|"
+    # German, Dutch and Scandinavian clients name the writer after the verb: "Am … schrieb Jo <jo@…>:".
+    r"(?:am|op|den)\b[^\n]{0,200}\b(?:schrieb|schreef|skrev)[ \t][^\n]{1,120}:[ \t]*$|"
     r"[*_]*(?:from|von|de|da|van|fr\u00e5n|fra|od)[ \t]*:[*_]*[ \t][^\n]*\n[ \t>]*[*_]*"
     r"(?:sent|date|gesendet|datum|envoy\u00e9|enviado|inviato|data|verzonden|verstuurd|skickat|sendt|"
     r"odesl\u00e1no|wys\u0142ano)[ \t]*:|"
@@ -275,11 +279,18 @@ def _signature_above(text: str, start: int) -> int:
     """Where a signature block directly above `start` (a line start) begins, or `start` if there is none."""
     lines = text[:start].split("\n")[:-1]  # the complete lines above
     n = len(lines)
-    while n > 0 and len(lines) - n < 4 and lines[n - 1].strip() and _SIGNATURE_LINE.fullmatch(lines[n - 1].strip()):
+    while n > 0 and len(lines) - n < 4 and _signature_line(lines[n - 1].strip()):
         n -= 1
     if n == len(lines) or n == 0 or lines[n - 1].strip() or not "".join(lines[:n]).strip():
         return start  # no block, or not set off by a blank line, or nothing above it
     return sum(len(line) + 1 for line in lines[:n])
+
+
+def _signature_line(line: str) -> bool:
+    if not line or not _SIGNATURE_LINE.fullmatch(line):
+        return False
+    words = _LINE_WORD.findall(line)
+    return 2 * sum(w[0].isupper() for w in words) >= len(words)
 
 
 def _blank_url_paths(text: str) -> str:
