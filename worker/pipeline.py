@@ -161,7 +161,10 @@ def parse_event(payload: str | bytes | dict[str, Any]) -> TicketEvent:
 
 
 # -- consuming ---------------------------------------------------------------------------------------------
-def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int = 0) -> EventOutcome:
+def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int = 0,
+                 owner: str | None = None) -> EventOutcome:
+    """`owner` names the task (its id, the same in its retries and redeliveries): the event's lock is taken in
+    its name, so a run of the same task after a failure takes its own lock back instead of waiting it out."""
     line = Timeline(deps.trace, f"start.{attempt}")
     try:
         event = parse_event(payload)
@@ -174,17 +177,17 @@ def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int
 
     line.key = f"{event.source}:{event.event_id}"
     try:
-        return _handle(event, deps, attempt, line)
+        return _handle(event, deps, attempt, line, owner)
     finally:
         line.mark("done")
         line.flush()
 
 
-def _handle(event: TicketEvent, deps: Deps, attempt: int, line: Timeline) -> EventOutcome:
+def _handle(event: TicketEvent, deps: Deps, attempt: int, line: Timeline, owner: str | None) -> EventOutcome:
     message, ticket = event.message, event.ticket
     logs.bind(event_id=f"{event.source}:{event.event_id}", ticket_id=ticket.id, message_id=message.id)
     stores, limits = deps.stores, deps.limits
-    token = new_token()
+    token = owner or new_token()
     judge = reviewable(message, deps.policy)
     fallback = _time(None, event, time.time())
     wait_before = (message.created_at.timestamp()
@@ -262,7 +265,8 @@ def context_for(reply: Message, remembered: Sequence[Message], history: Sequence
     return sorted((m for m in merged.values() if key(m) < at or (key(m) == at and m.id in given)), key=key)
 
 
-def deliver(payload: dict[str, Any], deps: Deps, attempt: int = 0) -> DeliveryOutcome:
+def deliver(payload: dict[str, Any], deps: Deps, attempt: int = 0, owner: str | None = None) -> DeliveryOutcome:
+    """`owner`: as for `handle_event`, the task whose name the delivery's lock is taken in."""
     line = Timeline(deps.trace, f"deliver.{attempt}")
     try:
         job = DeliveryJob.from_payload(payload)
@@ -277,7 +281,7 @@ def deliver(payload: dict[str, Any], deps: Deps, attempt: int = 0) -> DeliveryOu
     logs.bind(delivery_id=job.delivery_id, target=job.target, event_id=job.event or None,
               ticket_id=job.verdict.get("ticket_id"), message_id=job.verdict.get("message_id"))
     try:
-        outcome = _deliver(job, deps, attempt, line)
+        outcome = _deliver(job, deps, attempt, line, owner)
         if outcome.retry_in is not None:
             # Still in progress: its journal entry is not due before the retry has run.
             deps.stores.journal.touch("delivery", job.delivery_id, outcome.retry_in)
@@ -286,9 +290,9 @@ def deliver(payload: dict[str, Any], deps: Deps, attempt: int = 0) -> DeliveryOu
         line.flush()
 
 
-def _deliver(job: DeliveryJob, deps: Deps, attempt: int, line: Timeline) -> DeliveryOutcome:
+def _deliver(job: DeliveryJob, deps: Deps, attempt: int, line: Timeline, owner: str | None) -> DeliveryOutcome:
     stores = deps.stores
-    token = new_token()
+    token = owner or new_token()
     claim = stores.begin_delivery(job.delivery_id, token)
     if claim == "delivered":
         metrics.DELIVERIES.labels(job.target, "skipped").inc()

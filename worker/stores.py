@@ -44,6 +44,8 @@ return 1
 #       memory ttl, stale-before, wait-before ('' = no check), the event's message id, n,
 #       due-at (when a retry after 'busy' or 'wait' will have run), then n x (id, score, json).
 # Returns {'done'} | {'busy'} | {'wait', count} | {'new', json...} (the whole conversation, in time order).
+# A lock already held under the same token is the caller's own (the same task, run again after a failure
+# that left it: a Redis restart, a lost worker): taken back, not waited out.
 # A duplicate, or an event marked done here, settles its journal entry; 'busy' and 'wait' push it back.
 _TAKE = """
 local token, lock_ms, done_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -56,8 +58,11 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'done'}
 end
 if not redis.call('SET', KEYS[2], token, 'NX', 'PX', lock_ms) then
-  redis.call('ZADD', KEYS[7], 'XX', ARGV[10], KEYS[8])
-  return {'busy'}
+  if redis.call('GET', KEYS[2]) ~= token then
+    redis.call('ZADD', KEYS[7], 'XX', ARGV[10], KEYS[8])
+    return {'busy'}
+  end
+  redis.call('PEXPIRE', KEYS[2], lock_ms)
 end
 local stale = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', ARGV[6])
 if #stale > 0 then
@@ -104,7 +109,8 @@ end
 return out
 """
 
-# KEYS: delivered, delivering, journal index, journal entry. ARGV: token, lock ms.
+# KEYS: delivered, delivering, journal index, journal entry. ARGV: token, lock ms. A lock held under the same
+# token is the caller's own, as for events.
 _BEGIN_DELIVERY = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('ZREM', KEYS[3], KEYS[4])
@@ -112,6 +118,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return 'delivered'
 end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 'go' end
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  return 'go'
+end
 return 'busy'
 """
 

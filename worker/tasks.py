@@ -40,11 +40,13 @@ def _warm_in_process(sender: Any = None, **_: Any) -> None:
 @app.task(name=bootstrap.HANDLE_EVENT, bind=True, max_retries=None, autoretry_for=(SoftTimeLimitExceeded,),
           retry_backoff=True)
 def handle_event(self: Task, payload: Any, busy: int = 0) -> str:
-    # Waits for another worker's claim on the ticket (a crashed worker's lasts until it expires) are
-    # retries too, but they must not use up the reply's order-wait attempts: `busy` counts them.
+    # Waits for another worker's claim on the event are retries too, but they must not use up the reply's
+    # order-wait attempts: `busy` counts them. The claim is in the task's name (its id), so this task run again
+    # after a failure that left its claim behind (a Redis restart, a lost worker) takes it back at once.
     with logs.task_context(task_id=self.request.id):
         outcome = through_outages(
-            lambda: pipeline.handle_event(payload, _deps(), attempt=self.request.retries - busy))
+            lambda: pipeline.handle_event(payload, _deps(), attempt=self.request.retries - busy,
+                                          owner=self.request.id))
     if outcome.status == "busy":
         return _finish(self, outcome.status, outcome.retry_in, kwargs={"busy": busy + 1})
     return _finish(self, outcome.status, outcome.retry_in)
@@ -53,13 +55,14 @@ def handle_event(self: Task, payload: Any, busy: int = 0) -> str:
 @app.task(name=bootstrap.DELIVER, bind=True, max_retries=None, autoretry_for=(SoftTimeLimitExceeded,),
           retry_backoff=True)
 def deliver(self: Task, job: dict[str, Any]) -> str:
-    # Waits for a target's rate limit, or for another worker's claim on the same delivery (a crashed
-    # worker's lasts until it expires), are retries too, but they must not use up the delivery's attempts:
-    # the job counts them, and the attempt number leaves them out.
+    # Waits for a target's rate limit, or for another worker's claim on the same delivery (in a task's name, as
+    # above), are retries too, but they must not use up the delivery's attempts: the job counts them, and the
+    # attempt number leaves them out.
     throttled = int(job.get("throttled", 0)) if isinstance(job, dict) else 0
     with logs.task_context(task_id=self.request.id):
         outcome = through_outages(
-            lambda: pipeline.deliver(job, _deps(), attempt=self.request.retries - throttled))
+            lambda: pipeline.deliver(job, _deps(), attempt=self.request.retries - throttled,
+                                     owner=self.request.id))
     if outcome.status in ("throttled", "busy"):
         return _finish(self, outcome.status, outcome.retry_in, args=[{**job, "throttled": throttled + 1}])
     return _finish(self, outcome.status, outcome.retry_in)

@@ -32,6 +32,18 @@ def test_an_unfinished_event_is_taken_again_after_its_lock_is_released(stores: S
     assert stores.take_event("s", "e1", "T1", [m], "tok2").status == "new"
 
 
+def test_a_lock_left_by_the_same_task_is_taken_back_not_waited_out(stores: Stores) -> None:
+    """A Redis restart mid-task left the event's lock (append-only file on) and the task, run again under its
+    own id, waited for it to expire as if another worker held it: up to two minutes late."""
+    m = customer("hello", "c1")
+    assert stores.take_event("s", "e1", "T1", [m], "task-1").status == "new"  # then the task failed
+    assert stores.take_event("s", "e1", "T1", [m], "task-2").status == "busy"  # another task still waits
+    assert stores.take_event("s", "e1", "T1", [m], "task-1").status == "new"  # the same task takes it back
+    assert stores.begin_delivery("d1", "task-9") == "go"
+    assert stores.begin_delivery("d1", "task-8") == "busy"
+    assert stores.begin_delivery("d1", "task-9") == "go"
+
+
 def test_finish_now_marks_done_in_the_same_step(stores: Stores) -> None:
     m = customer("hello", "c1")
     assert stores.take_event("s", "e1", "T1", [m], "tok", finish=True).status == "new"

@@ -15,10 +15,14 @@ from worker import backfill_tasks, bootstrap, tasks
 from worker.pipeline import DeliveryOutcome, EventOutcome
 
 
-def _scripted(outcomes: Sequence[Any], attempts: list[int]) -> Callable[..., Any]:
-    """A service-layer stand-in that answers `outcomes` in turn and records the attempt number of each call."""
-    def run(_: Any, deps: Any, attempt: int = 0) -> Any:
+def _scripted(outcomes: Sequence[Any], attempts: list[int], owners: list[str | None] | None = None
+              ) -> Callable[..., Any]:
+    """A service-layer stand-in that answers `outcomes` in turn and records the attempt number of each call
+    (and, given `owners`, whose name each call's claim was taken in)."""
+    def run(_: Any, deps: Any, attempt: int = 0, owner: str | None = None) -> Any:
         attempts.append(attempt)
+        if owners is not None:
+            owners.append(owner)
         return outcomes[len(attempts) - 1]
     return run
 
@@ -33,10 +37,13 @@ def test_busy_waits_do_not_use_up_an_events_order_wait_attempts(monkeypatch: pyt
                 EventOutcome("busy", retry_in=0.01), EventOutcome("busy", retry_in=0.01),
                 EventOutcome("waiting", retry_in=0.01), EventOutcome("judged")]
     attempts: list[int] = []
-    monkeypatch.setattr(tasks.pipeline, "handle_event", _scripted(outcomes, attempts))
+    owners: list[str | None] = []
+    monkeypatch.setattr(tasks.pipeline, "handle_event", _scripted(outcomes, attempts, owners))
     result = tasks.handle_event.apply(args=[{"event_id": "e1"}])
     assert result.get() == "judged"
     assert attempts == [0, 0, 1, 1, 1, 2]  # only the two order waits counted
+    # Every run claims the event in the task's own name, so a run after a failure takes its claim back.
+    assert owners == [result.id] * len(outcomes)
 
 
 def test_throttled_and_busy_waits_do_not_use_up_a_deliverys_attempts(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -289,7 +289,7 @@ def _signature_above(text: str, start: int) -> int:
 def _signature_line(line: str) -> bool:
     if not line or not _SIGNATURE_LINE.fullmatch(line):
         return False
-    words = _LINE_WORD.findall(line)
+    words: list[str] = _LINE_WORD.findall(line)
     return 2 * sum(w[0].isupper() for w in words) >= len(words)
 
 
