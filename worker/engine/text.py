@@ -238,7 +238,7 @@ def _cut_quoted_reply_and_signature(text: str) -> str:
     if text.count("\n") < 1 or not _MAIL_CUES.search(text):
         return text
     if len(text) > _MAIL_PARSER_MAX_CHARS or text.count("\n") > _MAIL_PARSER_MAX_LINES:
-        return _cut_at_reply_header(text)  # the library's regexes are super-linear on huge inputs
+        return text  # the library's regexes are super-linear on huge inputs; prepare's header cut serves them
     message = EmailMessage(text=text, languages=["en"], keep_hyphen_lists=True, **_mail_patterns()).read()
     if not message.replies:
         return text
@@ -310,7 +310,8 @@ def _mail_patterns() -> dict[str, re.Pattern[str]]:
 
 def _cut_at_reply_header(text: str) -> str:
     """Blank from the first quoted email's header line ("On ... wrote:", "Am ... schrieb:", "From: ... Sent:"):
-    the headers the library does not know, and every header of inputs too large for the library."""
+    the headers the library does not know, and every header of inputs too large for the library (which
+    skips them), in one pass for every message."""
     m = _REPLY_HEADER.search(text)
     if m is None or m.start() == 0:
         return text
