@@ -20,12 +20,7 @@ from worker.models import TicketHistory
 
 CASES = Path(__file__).resolve().parents[1] / "mail_shapes" / "cases.jsonl"
 # Known gaps (README, Known gaps): what the reading gets wrong, and why it is left.
-MISREAD = {
-    "sig-09": "a bare '--' line followed by more of the reply is taken for a signature (taglines are commoner)",
-    "html-14": "an agent's own <blockquote> is taken for quoted mail",
-    "html-12": "a notification whose helpdesk delimiter is its first line is read whole",
-    "soc-03": "'my bad' reads as a specific apology (the corpus's authors label it both ways)",
-}
+MISREAD: dict[str, str] = {}
 
 
 def _cases() -> list[Any]:

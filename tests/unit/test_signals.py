@@ -42,6 +42,9 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("Sorry, but our policy doesn't allow that.", "generic", 1),
     ("I regret to inform you that the decision stands.", "generic", 1),
     ("my bad, I sent you the wrong link", "specific", 1),
+    # ... but a done-statement after it is the fix, not the failure (mail shape soc-03, h3-156's author).
+    ("my bad, fixed now \U0001F44D", "generic", 1),
+    ("My bad, all sorted!", "generic", 1),
     ("I\u2019m sorry about the trouble signing in.", "specific", 1),
     ("SO sorry! Really sorry about the delay. Apologies again, and sorry for the wait.", "specific", 4),
     ("We can't apologise enough for the mix-up with your booking.", "specific", 1),

@@ -35,6 +35,23 @@ def test_html_blockquotes_and_gmail_quotes_are_not_read() -> None:
     assert "sorry" not in doc.text
 
 
+def test_an_agents_own_blockquote_followed_by_more_of_the_reply_is_read() -> None:
+    own = prepare("<p>Hi Jo,</p><blockquote>1. Open Settings<br>2. Tap Reset password</blockquote>"
+                  "<p>Sorry for the trouble!</p>", "html").text
+    assert "Open Settings" in own and "Tap Reset password" in own and "Sorry for the trouble" in own
+
+
+@pytest.mark.parametrize("body", [
+    "<p>Refund sent today.</p><p>Thanks,<br>Sam</p><blockquote>I'm sorry to chase again.</blockquote>",
+    "<p>Jo wrote:</p><blockquote>I'm sorry to chase again.</blockquote><p>No need, your refund went out today.</p>",
+    "<blockquote>Jo Lee wrote:<br>I'm sorry to chase again.</blockquote><p>No need, your refund went out today.</p>",
+    '<blockquote type="cite">I\'m sorry to chase again.</blockquote><p>No need, your refund went out today.</p>',
+    "<p>Refund sent today.</p><blockquote>I'm sorry to chase again.</blockquote><p>Thanks,<br>Sam</p>",
+])
+def test_a_blockquote_that_is_quoted_mail_stays_unread(body: str) -> None:
+    assert "sorry" not in prepare(body, "html").text
+
+
 def test_an_outlook_reply_header_hides_the_quoted_mail_that_follows_it_as_siblings() -> None:
     """Outlook writes the "From: … Sent: …" header as a div of its own and the earlier email after it, not
     inside it: the customer's threat to go to the ombudsman is theirs, not the agent's."""
@@ -203,6 +220,37 @@ def test_a_helpdesk_reply_delimiter_ends_the_writers_words() -> None:
         text = prepare(body).text
         assert "my lawyer is asking" in text
         assert "Sorry" not in text and "refunded" not in text
+
+
+def test_a_notification_opened_by_the_delimiter_is_read_to_its_first_comment_only() -> None:
+    """A helpdesk's notification email as an agent's message (a mailbox export): the newest comment is what
+    was written; the thread's history under it (a customer's insult, an older apology) is not."""
+    rule = "-" * 46
+    text = prepare(f"##- Please type your reply above this line -##\n\nYour request (48213) has been updated.\n"
+                   f"{rule}\n\nSam (Support)\n\nYour refund has been processed.\n\n{rule}\n\nJo\n\n"
+                   f"I'm sorry but you are useless.\n\n{rule}\n\nSam\n\nWe apologise for any inconvenience.").text
+    assert "refund has been processed" in text
+    assert "sorry" not in text and "apologise" not in text
+    html = prepare('<div>##- Please type your reply above this line -##</div><div class="zd-comment"><p>Sam</p>'
+                   '<p>Your refund has been processed.</p></div><div class="zd-comment"><p>Jo</p>'
+                   "<p>I&#39;m sorry but you are useless.</p></div>", "html").text
+    assert "refund has been processed" in html and "sorry" not in html
+
+
+@pytest.mark.parametrize("after", ["I'm sorry your refund is late, I've reissued it today.",
+                                   "I've checked with finance and it went out this morning."])
+def test_a_bare_dash_line_between_two_parts_of_the_reply_is_no_signature(after: str) -> None:
+    body = f"Hi Jo,\n\nThanks for waiting while I checked.\n\n--\n\n{after}\n\nKind regards,\nSam"
+    text = prepare(body).text
+    assert after in text and "Sam" not in text.split("Hi Jo")[1]
+
+
+@pytest.mark.parametrize("signature", ["--\nSam Lee\nCustomer Care | Acme", "-- \nSent from my iPhone",
+                                       "--\nAcme Ltd, 1 High St. Sorry, we can't take calls on Sundays."])
+def test_a_bare_dash_line_before_a_signature_still_ends_the_reply(signature: str) -> None:
+    text = prepare(f"Hi Jo,\n\nYour refund went out today.\n\n{signature}").text
+    assert "refund went out" in text
+    assert "Sam" not in text and "iPhone" not in text and "Sorry" not in text
 
 
 def test_a_message_that_is_only_a_notice_keeps_its_words() -> None:

@@ -71,6 +71,9 @@ _LIABILITY_NOTICE = re.compile(
     r"\b(?:accepts?|shall\s+not\s+accept|cannot\s+accept|can\s+accept)\s+no\s+(?:liability|responsibility)\b"
     r"[^\n]{0,160}?\b(?:this\s+(?:e-?mail|message|communication|transmission)|e-?mail\s+transmission|viruses?)\b",
     re.IGNORECASE)
+# A notification opened by a helpdesk's reply delimiter, and the rules of dashes between its comments.
+_NOTIFICATION_START = re.compile(r"\s*+##-[^\n]*-##[ \t]*$", re.MULTILINE)
+_COMMENT_RULE = re.compile(r"^[ \t]*+-{10,}[ \t]*$", re.MULTILINE)
 # A survey or mailing footer under the reply ("How did we do? Rate this reply", "Don't want these emails?
 # Unsubscribe"): the helpdesk's words, not the agent's; a "We're sorry if we fell short" in it is no apology.
 # Only in the last few lines: a recall notice may open "You are receiving this email because ...".
@@ -106,6 +109,8 @@ _MAIL_PARSER_MAX_LINES = 300
 _SIGN_OFF = re.compile(r"(?:> ?)*(?:best regards|kind regards|thanks|thank you|best|all the best|regards)\s*,?(.*)",
                        re.IGNORECASE)
 _SIGN_OFF_NAME = re.compile(r"(?:(?:[A-Z^@~\-][\w.'\u2019&-]*|the|team|and|from|of|&)[ \t,]*){0,6}")
+# A sentence in the writer's own voice: "I" as a word and a full stop, question or exclamation mark after it.
+_FIRST_PERSON_SENTENCE = re.compile(r"\bI(?:'m|'ve|'ll|'d)?\b[^\n]*[.!?]")
 # A quoted email's header, whatever language the quoting mail client speaks: the customer's German Gmail
 # ("Am … schrieb …:"), a French Outlook ("De : … Envoyé : …"), Gmail's plain-text part of a bold Outlook header
 # ("*From:* … *Sent:*"), Gmail's older "2026-03-03 10:14 GMT+00:00 Name <address>:". mail-parser-reply is run
@@ -141,6 +146,12 @@ _QUOTE_CLASSES = re.compile(r"gmail_quote|gmail_signature|moz-cite-prefix|moz-si
 # Outlook's reply header is a block of its own ("From: … Sent: … To: … Subject:") and the quoted email follows
 # it as siblings, not inside it: from one of these on, everything to the end of the body is the earlier mail.
 _QUOTE_TO_END = re.compile(r"divRplyFwdMsg|OutlookMessageHeader|appendonsend", re.IGNORECASE)
+# What introduces quoted words: "Jo wrote:", "You said:" before a blockquote, or "Jo wrote:" opening it.
+_ATTRIBUTION = re.compile(r"\b(?:wrote|writes|said|says|a\s+\u00e9crit|schrieb)\s*:\s*$", re.IGNORECASE)
+_ATTRIBUTION_INSIDE = re.compile(r"^\s*[^\n]{0,120}\b(?:wrote|writes|said)\s*:", re.IGNORECASE)
+# A helpdesk's notification email lists the ticket's comments newest first, each in one of these: the first is
+# what was just written, from the second on it is the thread's history (Zendesk's "zd-comment").
+_THREAD_COMMENT = re.compile(r"\bzd-comment\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +216,8 @@ def prepare(body: str, fmt: str = "text") -> Prepared:
     text = _cut_quoted_reply_and_signature(text)
     if ":" in text or "---" in text:  # every reply header holds one (most chat replies hold neither)
         text = _cut_at_reply_header(text)
+    if "##-" in text:
+        text = _cut_notification_history(text)
     text = _cut_footer(text)
     text = _blank(text, _QUOTED_PHRASE)
     if "'" in text and _APOLOGY_WORD.search(text):
@@ -273,6 +286,16 @@ def _cut_footer(text: str) -> str:
     if not starts or not text[:min(starts)].strip():
         return text
     return _blank_from(text, _signature_above(text, min(starts)))
+
+
+def _cut_notification_history(text: str) -> str:
+    """A helpdesk's notification email, opened by its reply delimiter, lists the thread's comments newest first
+    between rules of dashes: the first comment is what was just written, the rest is the thread's history."""
+    delimiter = _NOTIFICATION_START.match(text)
+    if delimiter is None:
+        return text
+    rules = [m.start() for m in _COMMENT_RULE.finditer(text, delimiter.end())]
+    return _blank_from(text, rules[1]) if len(rules) > 1 else text
 
 
 def _signature_above(text: str, start: int) -> int:
@@ -352,7 +375,9 @@ def _signature_start(normalised: str, pos: int) -> int | None:
         line_end = normalised.find("\n", at)
         line = normalised[at:] if line_end < 0 else normalised[at:line_end]
         sign_off = _SIGN_OFF.match(line)
-        if sign_off is None or _SIGN_OFF_NAME.fullmatch(sign_off.group(1).strip()):
+        if sign_off is None and line.strip() in ("--", "__") and _writers_prose_after(normalised, line_end):
+            pass  # a bare "--" set between two parts of the reply, not before a signature
+        elif sign_off is None or _SIGN_OFF_NAME.fullmatch(sign_off.group(1).strip()):
             return at
         if line_end < 0:
             return None
@@ -360,10 +385,21 @@ def _signature_start(normalised: str, pos: int) -> int | None:
     return None
 
 
+def _writers_prose_after(normalised: str, line_end: int) -> bool:
+    """Whether the first line of text after a bare "--" is the writer going on in the first person ("I'm sorry
+    your refund is late. I've reissued it today."), which a signature, tagline or notice never is."""
+    if line_end < 0:
+        return False
+    rest = normalised[line_end + 1:line_end + 1 + 600].lstrip("\n")
+    first = rest.split("\n", 1)[0]
+    return len(first.split()) >= 6 and bool(_FIRST_PERSON_SENTENCE.search(first))
+
+
 def _html_to_text(body: str) -> tuple[str, list[int], list[int]]:
     parser = _OffsetHTMLParser(body)
     parser.feed(body)
     parser.close()
+    parser.unmask_own_blockquotes()
     return "".join(parser.chars), parser.starts, parser.ends
 
 
@@ -380,6 +416,10 @@ class _OffsetHTMLParser(HTMLParser):
         self.mask_tag: str | None = None
         self.mask_depth = 0
         self.mask_rest = False  # an Outlook reply header was seen: the rest is quoted mail
+        self.comments = 0  # a notification's thread comments seen so far
+        # Bare <blockquote>s (no client's quote class): where each starts and ends in `chars`, and its words.
+        self.bare_quotes: list[tuple[int, int, list[tuple[int, str]]]] = []
+        self.bare: list[tuple[int, str]] | None = None  # the words of the bare blockquote being read
 
     def _pos(self) -> int:
         line, col = self.getpos()
@@ -391,6 +431,8 @@ class _OffsetHTMLParser(HTMLParser):
         if text == "\n" and self.chars and self.chars[-1] == "\n" and len(self.chars) > 1 and self.chars[-2] == "\n":
             return  # a wall of empty block tags is one paragraph break, not thousands of lines
         if self.mask_depth or self.mask_rest:
+            if self.bare is not None and not self.mask_rest:
+                self.bare.append((len(self.chars), text))
             text = _spaces(text)
         for c in text:
             self.chars.append(c)
@@ -405,8 +447,14 @@ class _OffsetHTMLParser(HTMLParser):
             self.mask_depth += 1
         elif self.mask_tag is None and _is_quote(tag, attrs):
             self.mask_tag, self.mask_depth = tag, 1
+            self.bare = [] if tag == "blockquote" and not _marked(attrs, _QUOTE_CLASSES) and not any(
+                k == "type" for k, _ in attrs) else None
+            self.bare_start = len(self.chars)
         if _marked(attrs, _QUOTE_TO_END):
             self.mask_rest = True
+        elif _marked(attrs, _THREAD_COMMENT):
+            self.comments += 1
+            self.mask_rest = self.mask_rest or self.comments > 1
         if tag in _BLOCK_TAGS:
             pos = self._pos()
             self._emit("\n", pos, pos)
@@ -427,12 +475,17 @@ class _OffsetHTMLParser(HTMLParser):
             self.mask_depth -= 1
             if self.mask_depth <= 0:
                 self.mask_tag, self.mask_depth = None, 0
+                if self.bare is not None:
+                    self.bare_quotes.append((self.bare_start, len(self.chars), self.bare))
+                    self.bare = None
 
     def handle_data(self, data: str) -> None:
         if self.skip_depth:
             return
         base = self._pos()
         if self.mask_depth or self.mask_rest:
+            if self.bare is not None and not self.mask_rest:
+                self.bare.append((len(self.chars), data.translate(_WHITESPACE_TO_SPACE)))
             data = _spaces(data)
         self.chars.extend(data.translate(_WHITESPACE_TO_SPACE))
         self.starts.extend(range(base, base + len(data)))
@@ -452,6 +505,28 @@ class _OffsetHTMLParser(HTMLParser):
         except ValueError:
             text = "\ufffd"
         self._emit(text, start, start + len(name) + 3)
+
+
+    def unmask_own_blockquotes(self) -> None:
+        """Give back a bare <blockquote> that the writer's own words follow: an editor's quote button used to set
+        off steps or a note ("<blockquote>1. Open Settings ...</blockquote><p>Sorry for the trouble!</p>").
+        Mail clients mark their quotes (gmail_quote, type="cite") or put them last; one introduced by "...
+        wrote:" is quoted mail wherever it stands."""
+        for start, end, pieces in self.bare_quotes:
+            after = "".join(self.chars[end:])
+            if len(_LINE_WORD.findall(after)) < 3 or _only_sign_off(after):
+                continue
+            before = "".join(self.chars[max(0, start - 200):start])
+            inside = "".join(text for _, text in pieces)
+            if _ATTRIBUTION.search(before) or _REPLY_HEADER.search(inside) or _ATTRIBUTION_INSIDE.search(inside):
+                continue
+            for at, text in pieces:
+                self.chars[at:at + len(text)] = text
+
+
+def _only_sign_off(text: str) -> bool:
+    sign_off = _SIGN_OFF.match(" ".join(text.split()))
+    return sign_off is not None and _SIGN_OFF_NAME.fullmatch(sign_off.group(1).strip()) is not None
 
 
 def _is_quote(tag: str, attrs: list[tuple[str, str | None]]) -> bool:

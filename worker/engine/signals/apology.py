@@ -56,6 +56,11 @@ _REFUSAL_WORDS = frozenset({
 _NEWS_VERBS = frozenset({"inform", "advise", "tell", "let", "report", "decision", "decisions", "stands", "stand",
                          "remains", "final"})
 _SELF_BLAME = re.compile(r"(?:my|our)\s+bad|mea\s+culpa")
+# "my bad, fixed now 👍", "My bad! Sorted it": the clause after is the fix, not the failure it names.
+_DONE_CLAUSE = re.compile(
+    r"[\W_]*+(?:(?:it'?s|it\s+is|that'?s|all|now|just)\s+)?(?:fixed|sorted|done|resolved|corrected|updated|changed|"
+    r"amended|sent|resent|resending|sending|refunded)\b(?:\s+(?:it|that|now|up|for\s+you|again))*+[\W_]*+$",
+    re.IGNORECASE)
 # Possessive runs (`*+`) and no lookahead that rescans a run: a long run of spaces (a blanked HTML quote is
 # one) must cost one pass, not one per position (bench/shapes.py).
 _VOCATIVE = re.compile(r"(?<!\s)\s*+(?:,\s*+)?(?:[A-Z][a-z]+|@\w+)(?:\s++[A-Z][a-z]+)?"
@@ -166,8 +171,11 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
             obj = _TRAILING_NAME.sub("", obj)
         if _IN_ADVANCE.match(obj):
             obj = ""
-        if _SELF_BLAME.match(cue) and not _WORD.search(obj):
-            obj = text[stop:s_end]  # "my bad, I sent you the wrong link": the clause after is the object
+        if _SELF_BLAME.match(cue):
+            if _DONE_CLAUSE.match(text, stop, s_end):
+                obj = ""
+            elif not _WORD.search(obj):
+                obj = text[stop:s_end]  # "my bad, I sent you the wrong link": the clause after is the object
         words = _WORD.findall(obj.lower())
         bad_news = bool(_BAD_NEWS.match(text[start:stop + 40].lower()))
         own = bool(_OWN_FAILURE.search(obj))
