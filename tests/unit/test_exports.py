@@ -147,6 +147,35 @@ def test_csv_missing_columns_are_reported_once(tmp_path: Path) -> None:
     assert "author_id" in (line.error or "") and "created_at" in (line.error or "")
 
 
+@pytest.mark.parametrize(("delimiter", "header"), [
+    (",", ["Ticket ID", "Message ID", "Role", "Author ID", "Created At", "Body"]),
+    (";", ["ticketId", "messageId", "authorType", "userId", "timestamp", "text"]),
+    ("\t", ["conversation-id", "comment_id", "sender_role", "sender_id", "created", "content"]),
+])
+def test_csv_headers_as_exports_write_them_are_read(tmp_path: Path, delimiter: str, header: list[str]) -> None:
+    """Real exports title-case or camelCase their headers, rename columns, and Excel in most of Europe writes
+    semicolons: the columns are still found, by name, in any order."""
+    path = tmp_path / "export.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter=delimiter)
+        w.writerow(header)
+        w.writerow(["T1", "m1", "contact", "u-1", "2026-11-20T09:00:00Z", "Late; again"])
+        w.writerow(["T1", "m2", "teammate", "a-1", "2026-11-20T09:30:00Z", "Sorry, it ships today."])
+    [line] = list(read_export(str(path)))
+    assert line.error is None and line.history is not None
+    assert [(m.role, m.body) for m in line.history.messages] == [
+        ("customer", "Late; again"), ("agent", "Sorry, it ships today.")]
+    head = path.read_text(encoding="utf-8").splitlines(keepends=True)[:1]
+    assert detect_format("-", head) == "csv"
+
+
+def test_csv_two_aliases_for_one_column_are_not_guessed_between(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "m.csv", [["T1", "m1", "agent", "a-1", "2026-11-20T09:00:00Z", "a", "b"]],
+                     header=["ticket_id", "message_id", "role", "author_id", "created_at", "text", "content"])
+    [line] = list(read_export(str(path)))
+    assert line.history is None and "body" in (line.error or "")
+
+
 def test_csv_non_contiguous_ticket_is_reported_not_merged(tmp_path: Path) -> None:
     row = ["customer", "u", "2026-11-20T09:00:00Z", "hi", "", "", ""]
     path = write_csv(tmp_path / "m.csv", [["T1", "m1", *row], ["T2", "m2", *row], ["T1", "m3", *row]])

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[bold]{replies}[/] {'reply' if replies == 1 else 'replies'} reviewed under "
                       f"[bold]{policy.name}[/] {policy.version}"
                       + (f"; {unread} not read (in a language the policy does not read)" if unread else "")
-                      + (f"; [red]{bad_lines} unreadable lines[/]" if bad_lines else ""))
+                      + (f"; [red]{bad_lines} unreadable {'line' if bad_lines == 1 else 'lines'}[/]"
+                         if bad_lines else ""))
     if args.fail_on and worst >= SEVERITY_RANK[args.fail_on]:
         return 1
     return 3 if bad_lines else 0

@@ -15,7 +15,7 @@ from pathlib import PurePath
 from typing import Literal, get_args
 
 from worker.errors import EventError
-from worker.exports.messages_csv import CSV_REQUIRED, read_messages_csv
+from worker.exports.messages_csv import read_messages_csv, sniff_delimiter
 from worker.exports.zendesk import looks_like_zendesk, read_zendesk
 from worker.history import HistoryLine, open_text, parse_history_lines
 from worker.models import TicketHistory
@@ -97,10 +97,7 @@ def detect_format(path: str, head: list[str]) -> ExportFormat:
     first = next((line for line in head if line.strip()), "")
     stripped = first.lstrip("\ufeff").lstrip()
     if not stripped.startswith(("{", "[")):
-        header = {c.strip().lower() for c in stripped.split(",")}
-        if header >= CSV_REQUIRED:
-            return "csv"
-        return "jsonl"
+        return "csv" if sniff_delimiter(stripped) is not None else "jsonl"
     if looks_like_zendesk(stripped):
         return "zendesk"
     return "jsonl"

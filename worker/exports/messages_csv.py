@@ -2,7 +2,10 @@
 
 Columns: ticket_id, message_id, role, author_id, created_at, body (required, in any order); subject,
 channel, team, tags, format, public, author_name (optional). Ticket fields are taken from the first row
-of the ticket that fills them.
+of the ticket that fills them. Headers are matched as exports write them: any case, spaces, hyphens or
+camelCase ("Ticket ID", "created-at", "messageId"), and a few names helpdesk exports use for the same
+column ("conversation_id", "comment_id", "text", "timestamp", ...: `ALIASES`). Commas, semicolons (Excel
+in most of Europe) or tabs separate the columns, whichever the header is written with.
 
 **Rows of one ticket must be contiguous** (as any export sorted or grouped by ticket is): a ticket is
 finished when a row of another ticket starts, so only one ticket is ever held. A ticket whose rows come
@@ -14,6 +17,7 @@ skipped, because its earlier rows were already handed on. Within a ticket, rows 
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 import sys
 from collections import OrderedDict
@@ -34,8 +38,22 @@ _MAX_FIELD = 1_100_000  # Message.body is capped at 1,000,000 characters
 _ROLES = {
     "agent": "agent", "admin": "agent", "staff": "agent",
     "customer": "customer", "end-user": "customer", "end_user": "customer", "requester": "customer",
-    "user": "customer", "system": "system", "bot": "system",
+    "user": "customer", "contact": "customer", "lead": "customer", "visitor": "customer", "client": "customer",
+    "teammate": "agent", "operator": "agent", "support": "agent", "system": "system", "bot": "system",
 }
+# Other names exports give the same columns; used only when the canonical name is not in the header.
+ALIASES = {
+    "conversation_id": "ticket_id", "case_id": "ticket_id", "thread_id": "ticket_id",
+    "comment_id": "message_id", "reply_id": "message_id", "part_id": "message_id",
+    "author_role": "role", "author_type": "role", "sender_role": "role", "sender_type": "role",
+    "sender_id": "author_id", "user_id": "author_id", "agent_id": "author_id",
+    "timestamp": "created_at", "created": "created_at", "date": "created_at", "sent_at": "created_at",
+    "text": "body", "message": "body", "content": "body", "comment": "body", "html_body": "body",
+    "is_public": "public", "author": "author_name", "sender_name": "author_name", "group": "team",
+}
+_DELIMITERS = (",", ";", "\t")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SEPARATORS = re.compile(r"[\s\-.]+")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 _TAG_SPLIT = re.compile(r"[,\s]+")
@@ -53,11 +71,45 @@ class _Group:
     overflowed: bool = False
 
 
+def column_name(raw: str) -> str:
+    """A header cell as the canonical column it names: "Ticket ID", "ticketId" and "ticket-id" are ticket_id."""
+    return _SEPARATORS.sub("_", _CAMEL.sub("_", raw.strip().lstrip("\ufeff")).strip()).lower()
+
+
+def canonical_header(cells: list[str]) -> list[str]:
+    """The header's cells as canonical column names, aliases given their canonical name where it is absent
+    (and where only one alias names it, so no column is silently chosen over another)."""
+    names = [column_name(c) for c in cells]
+    present = set(names)
+    wanted: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        target = ALIASES.get(n)
+        if target is not None and target not in present:
+            wanted.setdefault(target, []).append(i)
+    for target, at in wanted.items():
+        if len(at) == 1:
+            names[at[0]] = target
+    return names
+
+
+def sniff_delimiter(first_line: str) -> str | None:
+    """The delimiter whose split of a header line names every required column, or None if none does."""
+    for delimiter in _DELIMITERS:
+        if delimiter in first_line:
+            cells = next(csv.reader([first_line], delimiter=delimiter), [])
+            if set(canonical_header(cells)) >= CSV_REQUIRED:
+                return delimiter
+    return None
+
+
 def read_messages_csv(lines: Iterator[str], name: str) -> Iterator[HistoryLine]:
     csv.field_size_limit(min(sys.maxsize, _MAX_FIELD))
-    reader = csv.reader(lines)
+    first = next(lines, None)
+    if first is None:
+        return
+    reader = csv.reader(itertools.chain([first], lines), delimiter=sniff_delimiter(first) or ",")
     try:
-        header = [h.strip().lstrip("\ufeff").lower() for h in next(reader)]
+        header = canonical_header(next(reader))
     except StopIteration:
         return
     except csv.Error as exc:
