@@ -169,6 +169,18 @@ def test_csv_headers_as_exports_write_them_are_read(tmp_path: Path, delimiter: s
     assert detect_format("-", head) == "csv"
 
 
+def test_csv_epoch_timestamps_are_read_in_seconds_or_milliseconds(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "m.csv", [
+        ["T1", "m1", "customer", "u-1", "1795165200", "late", "", "", ""],
+        ["T1", "m2", "agent", "a-1", "1795167000000", "sorry", "", "", ""],
+        ["T2", "m3", "agent", "a-1", "20/11/2026 09:00", "sorry", "", "", ""]])
+    first, *rest = list(read_export(str(path)))
+    assert first.history is not None
+    assert [m.created_at.isoformat() for m in first.history.messages if m.created_at] == [
+        "2026-11-20T09:00:00+00:00", "2026-11-20T09:30:00+00:00"]
+    assert rest[0].location == f"{path}:4" and "'20/11/2026 09:00' is not an ISO 8601" in (rest[0].error or "")
+
+
 def test_csv_two_aliases_for_one_column_are_not_guessed_between(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "m.csv", [["T1", "m1", "agent", "a-1", "2026-11-20T09:00:00Z", "a", "b"]],
                      header=["ticket_id", "message_id", "role", "author_id", "created_at", "text", "content"])

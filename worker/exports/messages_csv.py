@@ -23,7 +23,7 @@ import sys
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -54,6 +54,7 @@ ALIASES = {
 _DELIMITERS = (",", ";", "\t")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[\s\-.]+")
+_EPOCH_SECONDS_MAX = 100_000_000_000  # the year 5138: larger epoch numbers are milliseconds
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 _TAG_SPLIT = re.compile(r"[,\s]+")
@@ -209,10 +210,7 @@ def _message(values: dict[str, str]) -> Message:
         data["author"] = Author(id=author_id, name=values.get("author_name", "").strip() or None)
     created = values["created_at"].strip()
     if created:
-        try:
-            data["created_at"] = datetime.fromisoformat(created)
-        except ValueError:
-            raise ValueError(f"created_at {created!r} is not an ISO 8601 timestamp") from None
+        data["created_at"] = _timestamp(created)
     fmt = values.get("format", "").strip().lower()
     if fmt:
         if fmt not in ("text", "html"):
@@ -227,6 +225,22 @@ def _message(values: dict[str, str]) -> Message:
         return Message.model_validate(data)
     except ValidationError as exc:
         raise ValueError(describe_validation_error(exc)) from None
+
+
+def _timestamp(value: str) -> datetime:
+    """ISO 8601, or Unix epoch seconds (milliseconds when too large for seconds), as APIs export them."""
+    if value.isdigit():
+        number = int(value)
+        try:
+            return datetime.fromtimestamp(number / 1000 if number > _EPOCH_SECONDS_MAX else number, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
+    else:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"created_at {value!r} is not an ISO 8601 timestamp or Unix epoch seconds")
 
 
 def _remember(recent: OrderedDict[str, None], ticket_id: str) -> None:
