@@ -25,12 +25,12 @@ from bench.incident_cv import SPLIT_SETS  # noqa: E402 (the held-out sets split 
 from worker.corpus import Item, in_split, load_corpus, reply_example  # noqa: E402
 from worker.engine import load_policy, review_reply  # noqa: E402
 from worker.engine.policy import Policy  # noqa: E402
-from worker.engine.signals.incident_model import features  # noqa: E402
 from worker.engine.signals.reply_model import (  # noqa: E402
     MIN_PRECISION,
     PRESENT_AT,
     SIGNALS,
     ReplyModel,
+    model_features,
     read_sentences,
     train,
 )
@@ -90,15 +90,24 @@ def main() -> int:
     lexicon = lexicon_reading(policy)
     folds, tests = sets()
     docs = {i.id: reply_example(i)[0] for items in [*folds.values(), tests] for i in items}
-    feats = {(item_id, signal): features(" ".join(doc.text[a:b] for a, b in read_sentences(signal, doc)))
+    feats = {(item_id, signal): model_features(signal, " ".join(doc.text[a:b] for a, b in read_sentences(signal, doc)))
              for item_id, doc in docs.items() for signal in SIGNALS}
     # Cross-validation: per signal and threshold, (model alone, lexicon then model) against the labels.
     alone: dict[tuple[str, float], list[tuple[bool, bool]]] = {}
     both: dict[tuple[str, float], list[tuple[bool, bool]]] = {}
     lex_cv: dict[str, list[tuple[bool, bool]]] = {name: [] for name in SIGNALS}
+    # A one-line reply: each sentence (6 words or more) of a reply without the signal, sent alone.
+    alone_sentences: dict[str, list[bool]] = {name: [] for name in SIGNALS}
     for name, items in folds.items():
         fold = models([i for other, its in folds.items() if other != name for i in its], threshold=1.0)
         for item in items:
+            for signal in SIGNALS:
+                if not item.labels[signal]:
+                    shipped = dataclasses.replace(fold.signals[signal], present_at=PRESENT_AT[signal])
+                    doc = docs[item.id]
+                    alone_sentences[signal] += [shipped.present(model_features(signal, doc.text[a:b]))
+                                                for a, b in read_sentences(signal, doc)
+                                                if len(doc.text[a:b].split()) >= 6]
             for signal in SIGNALS:
                 gold, read = bool(item.labels[signal]), lexicon(item)[signal]
                 lex_cv[signal].append((read, gold))
@@ -117,6 +126,9 @@ def main() -> int:
             p, r, f = prf(alone[(signal, t)])
             mark = "  <- shipped" if PRESENT_AT[signal] == t else ""
             print(f"  {t:10.3f} {p:8.3f} {r:6.3f} {f:6.3f}   {prf(both[(signal, t)])[2]:16.3f}{mark}")
+        flagged = alone_sentences[signal]
+        print(f"  sentences of replies without it, each sent alone: {sum(flagged)} of {len(flagged)} "
+              f"({sum(flagged) / max(1, len(flagged)):.2%}) read as {signal} at the shipped present_at")
         eligible = [t for t in THRESHOLDS if prf(alone[(signal, t)])[0] >= MIN_PRECISION[signal]]
         if eligible:
             print(f"  best F1 at precision >= {MIN_PRECISION[signal]}: "

@@ -133,6 +133,18 @@ def test_the_blame_model_does_not_overrule_a_phrase_the_reply_negates(reply: str
                             load_policy(None)).signals.blame
 
 
+@pytest.mark.parametrize("reply", ["Your return label is in your order confirmation email.",
+                                   "There are picnic areas by the lake and next to the play barn.",
+                                   "We have chased them twice and they have not yet sent the funds."])
+def test_a_one_line_reply_is_not_blame_on_its_common_words(reply: str) -> None:
+    """A linear model over words scored a one-line reply on its few common words ("in", "the", "it" weigh
+    towards blame in long replies) without the content words that pull a long reply down: each of these,
+    a sentence of a non-blame reply, read as blame alone. The reply's length is now a feature of its own."""
+    earlier = [Message(id="c1", role="customer", body="This is ridiculous, I want this sorted now.")]
+    assert not review_reply(Message(id="a1", role="agent", body=reply), earlier, Ticket(id="t"),
+                            load_policy(None)).signals.blame
+
+
 def test_a_policy_keeps_one_signal_to_its_phrases(tmp_path: Path) -> None:
     """`reply_model_signals: {blame: false}`: blame findings then always quote a phrase a lead wrote."""
     team = tmp_path / "team.yaml"

@@ -52,6 +52,12 @@ MIN_PRECISION = {"solution": 0.75, "prevention": 0.75, "blame": 0.9}
 # your bank.").
 MIN_FEATURES = {"solution": 30, "prevention": 30, "blame": 0}
 LOGISTIC = frozenset({"blame"})
+# A linear model over words scores a one-line reply on its few common words alone, without the content words
+# whose weights pull a longer reply's score down: of the dev halves' non-blame sentences, each sent alone as a
+# reply, 3.5% read as blame ("Your return label is in your order confirmation email."). A token for the
+# reply's length gives short replies a bias of their own: 1.6%, at the same cross-validated F1 (0.898;
+# session 17). The tokens start with "_", which no word feature does.
+_LENGTH_CUTS = (10, 20, 40, 80)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +138,23 @@ class ReplyModel:
         key = "statements" if name in _STATEMENTS_ONLY and "?" in doc.text else "all"
         if key not in memo:
             memo[key] = features(_joined(doc, read_sentences(name, doc)) if key == "statements" else doc.text)
-        if not model.present(memo[key]):
+        feats = memo[key] | _length_tokens(doc.text) if name in LOGISTIC else memo[key]
+        if not model.present(feats):
             return spans
         span = model.sentence(doc, read_sentences(name, doc))
         return [span] if span is not None else spans
+
+
+def model_features(name: str, text: str) -> frozenset[str]:
+    """What the model of signal `name` reads in `text`: its words and word pairs, and for the logistic
+    models the reply's length."""
+    feats = features(text)
+    return feats | _length_tokens(text) if name in LOGISTIC else feats
+
+
+def _length_tokens(text: str) -> frozenset[str]:
+    words = len(text.split())
+    return frozenset(f"_words<={cut}" for cut in _LENGTH_CUTS if words <= cut)
 
 
 def read_sentences(name: str, doc: Prepared) -> list[tuple[int, int]]:
@@ -157,7 +176,7 @@ def train(examples: Iterable[tuple[Prepared, Mapping[str, Any]]], *, signals: Se
     for name in signals:
         texts = [(_joined(doc, read_sentences(name, doc)), bool(labels[name])) for doc, labels in examples]
         if name in LOGISTIC:
-            data = _train_logistic([(features(text), present) for text, present in texts])
+            data = _train_logistic([(model_features(name, text), present) for text, present in texts])
         else:
             data = train_nb(([text], _PRESENT if present else _ABSENT) for text, present in texts)
         if data["kinds"] != [_ABSENT, _PRESENT]:
