@@ -2,7 +2,8 @@
 
 `POST /v1/events/{source}`: read the raw body (size-limited before any parsing), authenticate it the
 source's way, translate it with the source's adapter, hand the canonical event to `submit` and answer 202
-with the event id only once `submit` returned, i.e. once the broker accepted it. `POST /v1/review`: the
+with the event id only once `submit` returned, i.e. once the broker accepted it (`HEAD` on the same URL
+answers 200 for a known source: how Intercom checks a webhook URL). `POST /v1/review`: the
 pre-send check, judged in process with the engine (no queue). Dependencies come in through
 `create_app`, so tests pass a fake `submit` and need no Redis; `from_env` wires the real ones.
 """
@@ -84,6 +85,10 @@ def create_app(deps: GatewayDeps) -> Starlette:
         log.info("event accepted", source=event.source, event_id=event.event_id)
         return JSONResponse({"status": "accepted", "event_id": event.event_id}, status_code=202)
 
+    async def probe(request: Request) -> Response:
+        """HEAD on a source's URL: Intercom checks the endpoint this way before it saves a webhook."""
+        return Response(status_code=200 if request.path_params["source"] in ADAPTERS else 404)
+
     async def review(request: Request) -> Response:
         try:
             body = await _read_body(request, deps.max_body)
@@ -114,6 +119,7 @@ def create_app(deps: GatewayDeps) -> Starlette:
 
     return Starlette(routes=[
         Route("/v1/events/{source}", events, methods=["POST"]),
+        Route("/v1/events/{source}", probe, methods=["HEAD"]),
         Route("/v1/review", review, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -212,6 +218,10 @@ def openapi_schema() -> dict[str, Any]:
                         "status": {"type": "string"}, "event_id": {"type": "string"}}}),
                     "200": answer("Authenticated but nothing to review (e.g. a status change)", status),
                     "404": answer("Unknown source"), **common},
+            }, "head": {
+                "summary": "Whether the source exists (Intercom checks a webhook URL this way before saving it)",
+                "parameters": [{"name": "source", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "A known source"}, "404": {"description": "Unknown source"}},
             }},
             "/v1/review": {"post": {
                 "summary": "The verdict of the last agent message of one ticket history, synchronously",

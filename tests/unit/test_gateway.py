@@ -28,9 +28,11 @@ from worker.models import TicketEvent
 ZD_SECRET = "dGhpc2lzYXplbmRlc2tzZWNyZXQ"
 INBOUND = "whsec_" + base64.b64encode(b"gateway-inbound-secret-32-bytes!").decode()
 FD_TOKEN = "freshdesk-shared-token-0123456789"
+IC_SECRET = "intercom-app-client-secret-5f1c"
 NOW = datetime(2026, 11, 20, 10, 4, 30, tzinfo=UTC)
 SECRETS = {"APOLOGY_ZENDESK_SIGNING_SECRET": ZD_SECRET, "APOLOGY_INBOUND_SECRET": INBOUND,
-           "APOLOGY_FRESHDESK_INBOUND_TOKEN": FD_TOKEN, "APOLOGY_HELPSCOUT_SIGNING_SECRET": "helpscout-secret"}
+           "APOLOGY_FRESHDESK_INBOUND_TOKEN": FD_TOKEN, "APOLOGY_HELPSCOUT_SIGNING_SECRET": "helpscout-secret",
+           "APOLOGY_INTERCOM_CLIENT_SECRET": IC_SECRET}
 
 
 @dataclass
@@ -216,6 +218,51 @@ def test_freshdesk_shared_token(client: TestClient, queue: FakeQueue) -> None:
     r = client.post("/v1/events/freshdesk", content=body, headers={"X-Apology-Token": FD_TOKEN})
     assert r.status_code == 202
     assert len(queue.events) == 1
+
+
+# -- /v1/events/intercom --------------------------------------------------------------------------------------
+def intercom_headers(body: bytes, secret: str = IC_SECRET) -> dict[str, str]:
+    return {"X-Hub-Signature": "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest(),
+            "Content-Type": "application/json", "User-Agent": "intercom-parrot-service-client/1.0"}
+
+
+def test_signed_intercom_reply_is_enqueued_with_its_event_id(client: TestClient, queue: FakeQueue) -> None:
+    body = fixture_bytes("intercom-admin-replied.json")
+    r = client.post("/v1/events/intercom", content=body, headers=intercom_headers(body))
+    assert r.status_code == 202
+    assert r.json() == {"status": "accepted", "event_id": "ic-215474343849634-45763812690"}
+    assert [(e.source, e.message.role, [h.role for h in e.history]) for e in queue.events] == [
+        ("intercom", "agent", ["customer"])]
+
+
+@pytest.mark.parametrize("tamper", ["body", "secret", "missing"])
+def test_bad_or_missing_intercom_signature_is_401(client: TestClient, queue: FakeQueue, tamper: str) -> None:
+    body = fixture_bytes("intercom-admin-replied.json")
+    headers = intercom_headers(body, secret="other" if tamper == "secret" else IC_SECRET)
+    if tamper == "body":
+        body = body.replace(b"express", b"courier")
+    if tamper == "missing":
+        del headers["X-Hub-Signature"]
+    assert client.post("/v1/events/intercom", content=body, headers=headers).status_code == 401
+    assert queue.events == []
+
+
+def test_intercom_ping_is_200_ignored_and_its_url_answers_head(client: TestClient, queue: FakeQueue) -> None:
+    body = json.dumps({"type": "notification_event", "topic": "ping", "id": "notif_ping",
+                       "data": {"item": {"type": "ping", "message": "Hello"}}}).encode()
+    r = client.post("/v1/events/intercom", content=body, headers=intercom_headers(body))
+    assert (r.status_code, r.json()) == (200, {"status": "ignored"})
+    assert queue.events == []
+    # Intercom checks a webhook URL with HEAD before saving it; an unknown source is still 404.
+    assert client.head("/v1/events/intercom").status_code == 200
+    assert client.head("/v1/events/nope").status_code == 404
+
+
+def test_intercom_without_its_client_secret_is_503_naming_the_variable(policy: Policy, queue: FakeQueue) -> None:
+    client = make_client(policy, queue, secrets={})
+    body = fixture_bytes("intercom-admin-replied.json")
+    r = client.post("/v1/events/intercom", content=body, headers=intercom_headers(body))
+    assert r.status_code == 503 and "APOLOGY_INTERCOM_CLIENT_SECRET" in r.json()["detail"]
 
 
 # -- /v1/review ----------------------------------------------------------------------------------------------

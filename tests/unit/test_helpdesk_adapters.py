@@ -21,6 +21,7 @@ SAMPLES = {
     "zendesk": ["zendesk-comment-added.json", "zendesk-trigger.json", "zendesk-status-changed.json"],
     "freshdesk": ["freshdesk-reply.json"],
     "helpscout": ["helpscout-agent-reply.json"],
+    "intercom": ["intercom-admin-replied.json", "intercom-user-created.json"],
     "generic": ["generic-event.json"],
 }
 EVENTS = ["convo.agent.reply.created", "convo.customer.reply.created", "convo.created", "convo.note.created",
@@ -32,13 +33,16 @@ JSON = st.recursive(
 )
 # Values shaped like what helpdesks really send, so mutations reach past the first type check.
 LIKELY = st.sampled_from(["", "true", "false", "0", "-1", "2026-11-20T10:04:00Z", "<p>x</p>", "user",
-                          "customer", "note", "message", "End-user", " ", "\ud800", "x" * 300]) | JSON
+                          "customer", "note", "message", "End-user", " ", "\ud800", "x" * 300,
+                          "admin", "bot", "lead", "comment", "close", "1795172640", 1795172640, 10**20,
+                          "conversation.user.replied", "conversation.admin.noted"]) | JSON
 
 
 def test_registry_covers_each_source_with_its_secret() -> None:
     assert {name: a.secret_env for name, a in ADAPTERS.items()} == {
         "zendesk": "APOLOGY_ZENDESK_SIGNING_SECRET", "freshdesk": "APOLOGY_FRESHDESK_INBOUND_TOKEN",
-        "helpscout": "APOLOGY_HELPSCOUT_SIGNING_SECRET", "generic": "APOLOGY_INBOUND_SECRET"}
+        "helpscout": "APOLOGY_HELPSCOUT_SIGNING_SECRET", "intercom": "APOLOGY_INTERCOM_CLIENT_SECRET",
+        "generic": "APOLOGY_INBOUND_SECRET"}
     assert all(a.source == name for name, a in ADAPTERS.items())
 
 
@@ -111,7 +115,8 @@ def test_arbitrary_bodies_only_raise_event_errors(source: str, body: bytes, even
 @given(source=st.sampled_from(sorted(SAMPLES)), body=st.binary(max_size=100),
        headers=st.dictionaries(st.sampled_from([
            "X-Zendesk-Webhook-Signature", "X-Zendesk-Webhook-Signature-Timestamp", "X-HelpScout-Signature",
-           "Authorization", "X-Apology-Token", "webhook-id", "webhook-timestamp", "webhook-signature"]),
+           "X-Hub-Signature", "Authorization", "X-Apology-Token", "webhook-id", "webhook-timestamp",
+           "webhook-signature"]),
            st.text(max_size=60), max_size=8))
 def test_authentication_only_raises_signature_errors(source: str, body: bytes,
                                                      headers: dict[str, str]) -> None:

@@ -105,6 +105,17 @@ def test_freshdesk_private_note(api: FakeAPI, tmp_path: Path) -> None:
     assert note["private"] is True and "liability-admission" in note["body"]
 
 
+def test_intercom_note(api: FakeAPI, tmp_path: Path) -> None:
+    _deliver(tmp_path, f"    type: intercom\n    access_token: tok-ic\n    admin_id: 6827951\n    api_url: {api.url}\n")
+    [(method, path, headers, body)] = api.seen
+    assert (method, path) == ("POST", "/conversations/5158/reply")
+    assert headers["authorization"] == "Bearer tok-ic" and headers["intercom-version"] == "2.11"
+    assert headers["content-type"] == "application/json"
+    note = json.loads(body)
+    assert (note["message_type"], note["type"], note["admin_id"]) == ("note", "admin", "6827951")
+    assert "liability-admission" in note["body"] and "Why now" in note["body"]
+
+
 def test_slack_message(api: FakeAPI, tmp_path: Path) -> None:
     _deliver(tmp_path, f"    type: slack\n    webhook_url: {api.url}/services/T0/B0/X\n")
     [(method, path, headers, body)] = api.seen

@@ -11,6 +11,7 @@ from worker.errors import ConfigError
 from worker.models import Ticket
 from worker.routing import build_router
 from worker.targets.freshdesk import FreshdeskTarget
+from worker.targets.intercom import IntercomTarget
 from worker.targets.pagerduty import PagerDutyTarget
 from worker.targets.slack import SlackTarget
 from worker.targets.zendesk import ZendeskTarget
@@ -18,7 +19,8 @@ from worker.targets.zendesk import ZendeskTarget
 ENV = {"APOLOGY_ZENDESK_SUBDOMAIN": "acme", "APOLOGY_ZENDESK_EMAIL": "bot@acme.example",
        "APOLOGY_ZENDESK_API_TOKEN": "tok", "APOLOGY_FRESHDESK_DOMAIN": "acme", "APOLOGY_FRESHDESK_API_KEY": "k",
        "APOLOGY_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/X",
-       "APOLOGY_PAGERDUTY_ROUTING_KEY": "R0UTINGKEY", "APOLOGY_TICKET_URL": "https://t.example/{ticket_id}"}
+       "APOLOGY_PAGERDUTY_ROUTING_KEY": "R0UTINGKEY", "APOLOGY_TICKET_URL": "https://t.example/{ticket_id}",
+       "APOLOGY_INTERCOM_ACCESS_TOKEN": "dG9rOmFiYw==", "APOLOGY_INTERCOM_ADMIN_ID": "6827951"}
 
 
 @pytest.fixture()
@@ -27,7 +29,8 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(k, v)
 
 
-@pytest.mark.parametrize("name", ["zendesk.yaml", "freshdesk.yaml", "helpscout.yaml", "slack-pagerduty.yaml"])
+@pytest.mark.parametrize("name", ["zendesk.yaml", "freshdesk.yaml", "helpscout.yaml", "intercom.yaml",
+                                  "slack-pagerduty.yaml"])
 def test_every_shipped_example_is_a_valid_routes_file(env: None, name: str) -> None:
     router = build_router(routes_path=EXAMPLES / name)
     assert router.targets and router.routes
@@ -41,6 +44,18 @@ def test_zendesk_example_routes_an_annotation_to_a_zendesk_note_from_env(env: No
     assert isinstance(target, ZendeskTarget)
     request = target.build(verdict(), "msg_1")
     assert (request.method, request.url) == ("PUT", "https://acme.zendesk.com/api/v2/tickets/5158.json")
+
+
+def test_intercom_example_routes_an_annotation_to_a_conversation_note_from_env(env: None) -> None:
+    router = build_router(routes_path=EXAMPLES / "intercom.yaml")
+    ticket = Ticket(id="215474343849634")
+    assert router.destinations(verdict(action="annotate"), ticket) == ["intercom"]
+    assert router.destinations(verdict(action="none", findings=()), ticket) == []
+    target = router.target("intercom")
+    assert isinstance(target, IntercomTarget) and target.admin_id == ENV["APOLOGY_INTERCOM_ADMIN_ID"]
+    request = target.build(verdict(ticket_id="215474343849634"), "msg_1")
+    assert (request.method, request.url) == ("POST", "https://api.intercom.io/conversations/215474343849634/reply")
+    assert request.headers["Authorization"] == "Bearer " + ENV["APOLOGY_INTERCOM_ACCESS_TOKEN"]
 
 
 def test_slack_pagerduty_example_pages_only_critical_escalations(env: None) -> None:

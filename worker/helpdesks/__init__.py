@@ -11,11 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from worker.helpdesks import freshdesk, generic, helpscout, zendesk
+from worker.helpdesks import freshdesk, generic, helpscout, intercom, zendesk
 from worker.helpdesks._signing import Verify
 from worker.helpdesks.freshdesk import verify_freshdesk
 from worker.helpdesks.generic import verify_generic
 from worker.helpdesks.helpscout import verify_helpscout
+from worker.helpdesks.intercom import verify_intercom
 from worker.helpdesks.zendesk import verify_zendesk
 from worker.models import TicketEvent
 
@@ -34,7 +35,8 @@ class Adapter:
 
 ADAPTERS: dict[str, Adapter] = {
     m.SOURCE: Adapter(m.SOURCE, m.to_event, m.authenticate, m.SECRET_ENV)
-    for m in (zendesk, freshdesk, helpscout, generic)
+    for m in (zendesk, freshdesk, helpscout, intercom, generic)
 }
 
-__all__ = ["ADAPTERS", "Adapter", "verify_freshdesk", "verify_generic", "verify_helpscout", "verify_zendesk"]
+__all__ = ["ADAPTERS", "Adapter", "verify_freshdesk", "verify_generic", "verify_helpscout", "verify_intercom",
+           "verify_zendesk"]

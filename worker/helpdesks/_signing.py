@@ -18,6 +18,10 @@ def hmac_b64(secret: str, message: bytes, digest: Digest = hashlib.sha256) -> by
     return base64.b64encode(hmac.new(secret.encode(), message, digest).digest())
 
 
+def hmac_hex(secret: str, message: bytes, digest: Digest = hashlib.sha256) -> bytes:
+    return hmac.new(secret.encode(), message, digest).hexdigest().encode()
+
+
 def require_secret(secret: str, env: str) -> None:
     if not secret:
         raise ConfigError(f"{env} is not set: inbound requests for this source cannot be authenticated")

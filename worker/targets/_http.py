@@ -32,7 +32,8 @@ def host(domain: str, suffix: str, env: str) -> str:
 def numeric_id(ticket_id: str, target: str) -> str:
     """Helpdesk ticket ids are integers; anything else means the verdict came from another source."""
     if not ticket_id.isascii() or not ticket_id.isdigit():
-        raise DeliveryError(f"{target}: ticket id {ticket_id!r} is not a {target} ticket id; check the "
+        article = "an" if target[:1].lower() in "aeiou" else "a"
+        raise DeliveryError(f"{target}: ticket id {ticket_id!r} is not {article} {target} ticket id; check the "
                             "routes so only this helpdesk's events reach this target", permanent=True)
     return ticket_id
 
