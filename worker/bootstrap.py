@@ -21,7 +21,7 @@ from kombu.exceptions import OperationalError
 from worker import broker, logs, reconcile
 from worker.delivery import new_client
 from worker.egress import Egress
-from worker.engine import load_policy
+from worker.engine import Policy, load_policy
 from worker.journal import Kind, entry_key, key_of
 from worker.pipeline import Deps, Limits
 from worker.ratelimit import TokenBuckets
@@ -160,6 +160,23 @@ def limits(cfg: Settings) -> Limits:
     )
 
 
+_preloaded: dict[str | None, Policy] = {}
+
+
+def policy_name(cfg: Settings) -> str | None:
+    return cfg.policy or os.environ.get("APOLOGY_POLICY")
+
+
+def check_at_start(cfg: Settings) -> None:
+    """Load the policy and build the routes in a worker's main process before it takes any task: a bad
+    policy or routes file stops the worker at start, naming file, line and field (PolicyError, ConfigError),
+    instead of a worker that says it is ready and fails every task. The policy is kept, so a prefork pool's
+    processes, forked after this, share it instead of each compiling it again."""
+    name = policy_name(cfg)
+    _preloaded[name] = load_policy(name)
+    router(cfg)
+
+
 def deps(cfg: Settings, send_delivery: Callable[[dict[str, Any]], None],
          client: redis.Redis | None = None) -> Deps:
     http: list[httpx.Client] = []
@@ -174,7 +191,8 @@ def deps(cfg: Settings, send_delivery: Callable[[dict[str, Any]], None],
     the_router = router(cfg)
     buckets = TokenBuckets(the_stores.redis, the_router.rates)
     trace: Trace = RedisTrace(the_stores.redis) if cfg.trace_stages else NoTrace()
-    return Deps(the_stores, load_policy(cfg.policy or os.environ.get("APOLOGY_POLICY")),
+    name = policy_name(cfg)
+    return Deps(the_stores, _preloaded.get(name) or load_policy(name),
                 the_router, send_delivery, http_client, limits(cfg), throttle=buckets.take, egress=egress(cfg),
                 trace=trace)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from worker import bootstrap, logs, pipeline
 from worker.app import app, settings
+from worker.errors import ConfigError, PolicyError
 
 T = TypeVar("T")
 log = logs.get_logger("worker.tasks")
@@ -20,6 +22,17 @@ log = logs.get_logger("worker.tasks")
 # Built once per process, after the fork, whichever of a thread pool's threads asks first (bootstrap.once).
 _deps: Callable[[], pipeline.Deps] = bootstrap.once(
     lambda: bootstrap.deps(settings, lambda job: bootstrap.send_delivery(job, app)))
+
+
+@signals.worker_init.connect
+def _check(**_: Any) -> None:
+    """Refuse to start on a bad policy or routes file (Celery logs and swallows a signal handler's errors,
+    so this one exits: SystemExit is not an Exception)."""
+    try:
+        bootstrap.check_at_start(settings)
+    except (PolicyError, ConfigError) as exc:
+        sys.stderr.write(f"apology-worker: cannot start the worker: {exc}\n")
+        raise SystemExit(2) from None
 
 
 @signals.worker_process_init.connect

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.processes import wait_until
+from tests.support.processes import free_port, python_env, venv_bin, wait_until
 from worker.models import Message, TicketEvent
 
 from .conftest import Cluster, assert_exactly_once, counts, events
@@ -91,3 +93,22 @@ def _replies(stream: list[TicketEvent]) -> list[Message]:
 
 def _ids(cluster: Cluster, message_ids: set[str]) -> set[str]:
     return {d.id for d in cluster.receiver.deliveries if d.data["message_id"] in message_ids}
+
+
+@pytest.mark.parametrize(("variable", "text", "expected"), [
+    ("APOLOGY_POLICY", "name: broken\nrules:\n  - id: x\n    when: {bogus: 1}\n",
+     ":4: rules.0.when.bogus: unknown field"),
+    ("APOLOGY_ROUTES", "targets:\n  - type: nosuch\n", ": targets: Input should be a valid dictionary"),
+])
+def test_a_worker_refuses_to_start_on_a_bad_policy_or_routes_file(tmp_path: Path, variable: str, text: str,
+                                                                  expected: str) -> None:
+    """Not a worker that says it is ready and fails every task until its events are dead-lettered: it exits
+    before taking any, naming the file, line and field (no broker is reachable: it never gets that far)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    done = subprocess.run(
+        [venv_bin("celery"), "-A", "worker.app", "worker", "--pool", "solo", "--without-mingle"],
+        env=python_env(APOLOGY_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0", **{variable: str(bad)}),
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "apology-worker: cannot start the worker: " in done.stderr and f"{bad}{expected}" in done.stderr
