@@ -20,7 +20,7 @@ from kombu.entity import Exchange, Queue
 from worker import logs
 from worker.broker import BACKFILL_QUEUE, DELIVERY_QUEUE, QUEUE, QUEUES, TRANSPORT
 from worker.consumer import FlushEventsOnShutdown
-from worker.settings import Settings, load_settings
+from worker.settings import Settings, load_settings, read_env_file
 
 
 def _metrics_dir(cfg: Settings) -> None:
@@ -162,6 +162,7 @@ def _queue(name: str) -> Queue:
     return Queue(name, Exchange(name, type="direct"), routing_key=name)  # type: ignore[no-untyped-call]
 
 
+read_env_file()  # a worker started by `celery -A worker.app` reads .env as the CLI does
 settings = load_settings()
 _metrics_dir(settings)
 app = create_app(settings)

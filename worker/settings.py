@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,6 +22,7 @@ from worker.egress import parse_allowlist
 from worker.errors import ConfigError
 
 PREFIX = "APOLOGY_"
+ENV_FILE = ".env"  # read from the working directory, as pydantic-settings reads it
 _SECRETS = ("webhook_secret", "inbound_secret", "zendesk_signing_secret")
 _WHSEC = ("webhook_secret", "inbound_secret")
 
@@ -42,7 +45,7 @@ def _check_redis_url(name: str, url: str, schemes: frozenset[str]) -> None:
 class Settings(BaseSettings):
     # An empty variable is an unset one (`APOLOGY_METRICS_PORT=` in a .env file, or the Procfile's deliverer
     # line when APOLOGY_DELIVERER_METRICS_PORT is unset): the default, not a parse error.
-    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=".env", env_file_encoding="utf-8",
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=ENV_FILE, env_file_encoding="utf-8",
                                       extra="ignore", frozen=True, env_ignore_empty=True)
 
     # The contract's names (DESIGN.md, Configuration).
@@ -258,6 +261,18 @@ def _check_whsec(name: str, secret: str) -> None:
         ok = False
     if not ok:
         raise ValueError(f"{_var(name)} must be a Standard Webhooks secret: 'whsec_' followed by base64")
+
+
+def read_env_file(path: str | Path = ENV_FILE) -> None:
+    """Put the `.env` file's APOLOGY_ variables into the environment, where one already set wins.
+
+    DESIGN.md: "a `.env` file is read too", for every variable: not only Settings' fields, which
+    pydantic-settings reads from it, but those read where they are used (the CLI's APOLOGY_POLICY, the
+    helpdesks' inbound secrets, a routes file's credentials), which saw only the environment. Called where a
+    process starts (the CLI, the Celery app), not by `load_settings`, which only reads."""
+    for key, value in dotenv_values(path, encoding="utf-8").items():
+        if key.startswith(PREFIX) and value is not None and key not in os.environ:
+            os.environ[key] = value
 
 
 def load_settings(**overrides: object) -> Settings:

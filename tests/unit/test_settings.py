@@ -37,6 +37,29 @@ def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert (cfg.broker_url, cfg.policy, cfg.log_format) == ("redis://broker:6379/2", "empathy-first", "json")
 
 
+def test_a_dotenv_file_reaches_every_reader_and_the_environment_wins(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """DESIGN.md: a .env file is read too, also for the variables read where they are used (the CLI's
+    APOLOGY_POLICY, a helpdesk's inbound secret), not only by Settings; a variable already set wins."""
+    import json
+    import os
+
+    from tests.conftest import ROOT
+    from worker.cli import main
+    from worker.settings import read_env_file
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # what read_env_file sets is undone after the test
+    (tmp_path / ".env").write_text("APOLOGY_POLICY=empathy-first\nAPOLOGY_FRESHDESK_SECRET=from-file\n"
+                                   "OTHER_TOOL_SETTING=x\n")
+    monkeypatch.setenv("APOLOGY_FRESHDESK_SECRET", "from-environment")
+    assert main(["review", str(ROOT / "config" / "examples" / "tickets.jsonl"), "--format", "jsonl"]) == 0
+    policies = {json.loads(line)["policy"]["name"] for line in capsys.readouterr().out.splitlines()}
+    assert policies == {"empathy-first"}
+    read_env_file()
+    assert os.environ["APOLOGY_FRESHDESK_SECRET"] == "from-environment"
+    assert "OTHER_TOOL_SETTING" not in os.environ  # only this program's variables
+
+
 def test_a_secret_can_come_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "secret").write_text(SECRET + "\n")
     monkeypatch.setenv("APOLOGY_WEBHOOK_URL", "https://hooks.example.com/a")

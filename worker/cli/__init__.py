@@ -20,6 +20,7 @@ from worker.cli import (
     signals_cmd,
 )
 from worker.errors import ApologyWorkerError
+from worker.settings import read_env_file
 
 COMMANDS = [review_cmd, policy_cmd, schema_cmd, report_cmd, enqueue_cmd, dead_letters_cmd, backfill_cmd, serve_cmd,
             reconcile_cmd, incidents_cmd, signals_cmd]
@@ -62,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        read_env_file()
         code: int = args.run(args)
     except ApologyWorkerError as exc:
         print(f"apology-worker: error: {exc}", file=sys.stderr)
