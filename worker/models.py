@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 Role = Literal["agent", "customer", "system"]
 BodyFormat = Literal["text", "html"]
@@ -22,7 +22,14 @@ Stance = Literal["empathy", "responsibility"]
 Severity = Literal["info", "warning", "critical"]
 Action = Literal["none", "annotate", "escalate"]
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+def _whole_number_as_text(value: Any) -> Any:
+    """Helpdesks number their tickets, messages and users, and their exports write the ids as JSON numbers
+    (Zendesk's `"id": 5158`): read a whole number as its digits. Other types are left to fail as before."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Id = Annotated[str, BeforeValidator(_whole_number_as_text), StringConstraints(min_length=1, max_length=256)]
 
 SEVERITY_RANK: dict[str, int] = {"info": 1, "warning": 2, "critical": 3}
 ACTION_RANK: dict[str, int] = {"none": 0, "annotate": 1, "escalate": 2}

@@ -72,6 +72,20 @@ def test_a_cut_short_line_names_its_column_as_every_reader_does(tmp_path: Path) 
     assert canonical == from_zendesk == [f"not valid JSON (EOF while parsing a list at column {len(cut)})"]
 
 
+def test_ids_written_as_json_numbers_are_read_as_their_digits(tmp_path: Path) -> None:
+    """Helpdesk exports number tickets, messages and users (Zendesk's "id": 5158); true is no id."""
+    path = tmp_path / "h.jsonl"
+    numbered = {"ticket": {"id": 5158}, "messages": [
+        {"id": 1, "role": "customer", "author": {"id": 77}, "body": "Broken"},
+        {"id": 2, "role": "agent", "body": "Sorry about that."}]}
+    path.write_text(json.dumps(numbered) + "\n" + json.dumps({**numbered, "ticket": {"id": True}}) + "\n")
+    first, second = list(read_export(str(path)))
+    assert first.history is not None and first.history.ticket.id == "5158"
+    assert [m.id for m in first.history.messages] == ["1", "2"]
+    assert first.history.messages[0].author is not None and first.history.messages[0].author.id == "77"
+    assert second.history is None and "ticket.id" in (second.error or "")
+
+
 def test_a_byte_order_mark_does_not_spoil_the_first_line(tmp_path: Path) -> None:
     path = tmp_path / "h.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + (history_line("T1") + "\n" + history_line("T2") + "\n").encode())
