@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from worker import logs
-from worker.engine import Policy, review_reply, reviewable
+from worker.engine import Policy, review_reply
 from worker.errors import BrokerUnavailable, ConfigError, PayloadError, SignatureError
 from worker.helpdesks import ADAPTERS, Adapter
 from worker.helpdesks.generic import SECRET_ENV as INBOUND_SECRET_ENV
@@ -133,16 +133,18 @@ def _translate(adapter: Adapter, body: bytes, headers: Mapping[str, str], deps: 
 
 
 def judge_last_reply(body: bytes, policy: Policy) -> Verdict:
-    """The verdict of the last reviewable agent message of one ticket-history object."""
+    """The verdict of the last agent message of one ticket-history object (DESIGN.md), public or not: the
+    caller asks for that one, often a draft not sent yet (a private note the policy would not review in the
+    live path), and an earlier reply's verdict in its place would pass a draft nobody judged."""
     try:
         history = TicketHistory.model_validate_json(body)
     except ValidationError as exc:
         raise PayloadError("review", _issues(exc)) from None
     for i in range(len(history.messages) - 1, -1, -1):
         message = history.messages[i]
-        if reviewable(message, policy):
+        if message.role == "agent":
             return review_reply(message, history.messages[:i], history.ticket, policy)
-    raise PayloadError("review", [("messages", "no agent reply to review: the last agent message is what is "
+    raise PayloadError("review", [("messages", "no agent message to review: the last agent message is what is "
                                                "judged, the ones before it are its context")])
 
 

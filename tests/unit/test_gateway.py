@@ -277,6 +277,15 @@ def test_review_answers_the_verdict_of_the_last_agent_message(client: TestClient
     assert queue.events == []  # in process, never the queue
 
 
+def test_review_judges_the_last_agent_message_even_a_draft_marked_private(client: TestClient) -> None:
+    """Not the verdict of an earlier reply in its place, which would pass a draft nobody judged."""
+    draft = {"id": "a2", "role": "agent", "public": False, "body": "As I already told you, read the terms."}
+    body = json.dumps({**HISTORY, "messages": [*HISTORY["messages"], draft]}).encode()
+    r = client.post("/v1/review", content=body, headers=standard_headers(body))
+    assert r.status_code == 200
+    assert r.json()["message_id"] == "a2" and r.json()["signals"]["blame"] is True
+
+
 def test_review_requires_the_inbound_signature_when_the_secret_is_set(client: TestClient) -> None:
     body = json.dumps(HISTORY).encode()
     assert client.post("/v1/review", content=body).status_code == 401
