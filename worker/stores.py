@@ -302,6 +302,11 @@ class Stores:
         removed, _ = pipe.execute()
         return bool(removed)
 
+    def dead_letter_ids_before(self, cutoff: float | None = None) -> list[str]:
+        """The ids of the dead letters kept before `cutoff` (epoch seconds; None: all), oldest first."""
+        top = "+inf" if cutoff is None else f"({cutoff!r}"
+        return [as_text(i) for i in self.redis.zrangebyscore(_k("dead-letters"), "-inf", top)]
+
     def dead_letter_count(self) -> int:
         return int(self.redis.zcard(_k("dead-letters")))
 

@@ -95,6 +95,26 @@ def test_dead_letters_list_show_replay(broker: tuple[Stores, list[Any], list[Any
     assert stores.dead_letter_count() == 0
 
 
+def test_dead_letters_drop_deletes_without_replaying(broker: tuple[Stores, list[Any], list[Any]],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """They hold message text: an operator deletes one, those past a retention period, or all."""
+    stores, events, jobs = broker
+    now = [1_800_000_000.0]
+    stores.clock = lambda: now[0]
+    old = stores.add_dead_letter("event", "not valid JSON", "{nope")
+    now[0] += 40 * 86_400
+    recent = stores.add_dead_letter("delivery", "refused: HTTP 400", {"delivery_id": "d1"})
+    newest = stores.add_dead_letter("delivery", "refused: HTTP 400", {"delivery_id": "d2"})
+    now[0] += 86_400
+    assert main(["dead-letters", "drop", "--older-than", "30"]) == 0
+    assert "dropped 1 dead letters; 2 kept" in capsys.readouterr().out
+    assert stores.dead_letter(old) is None and stores.dead_letter(recent) is not None
+    assert main(["dead-letters", "drop", recent]) == 0 and main(["dead-letters", "drop", recent]) == 1
+    assert stores.dead_letter(newest) is not None
+    assert main(["dead-letters", "drop", "--all"]) == 0
+    assert stores.dead_letter_count() == 0 and events == [] and jobs == []
+
+
 def test_enqueue_and_replay_journal_what_they_send(broker: tuple[Stores, list[Any], list[Any]]) -> None:
     stores, events, _ = broker
     assert main(["enqueue", str(EXAMPLES)]) == 0

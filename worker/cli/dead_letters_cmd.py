@@ -32,7 +32,23 @@ def register(sub: Any) -> None:
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("id", nargs="?")
     which.add_argument("--all", action="store_true", help="replay every dead letter")
+    drop = verbs.add_parser("drop", help="delete dead letters without replaying them (they hold message text)")
+    what = drop.add_mutually_exclusive_group(required=True)
+    what.add_argument("id", nargs="?")
+    what.add_argument("--all", action="store_true", help="delete every dead letter")
+    what.add_argument("--older-than", type=_days, metavar="DAYS",
+                      help="delete those kept more than DAYS days (a retention job can run this daily)")
     p.set_defaults(run=run)
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not days >= 0:
+        raise argparse.ArgumentTypeError("days must be 0 or more")
+    return days
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
                                                                if len(letters) < stores.dead_letter_count()
                                                                else ""))
         return 0
+    if args.verb == "drop":
+        return _drop(args, stores)
     if args.verb == "replay" and args.all:
         letters = stores.dead_letters(limit=stores.dead_letter_count())
     else:
@@ -65,6 +83,19 @@ def run(args: argparse.Namespace) -> int:
         _replay(letter, stores)
         stores.remove_dead_letter(letter.id)
         print(f"replayed {letter.id} ({letter.kind})")
+    return 0
+
+
+def _drop(args: argparse.Namespace, stores: Stores) -> int:
+    if args.id:
+        if not stores.remove_dead_letter(args.id):
+            print(f"no dead letter {args.id!r}", file=sys.stderr)
+            return 1
+        print(f"dropped {args.id}")
+        return 0
+    cutoff = None if args.all else stores.clock() - args.older_than * 86_400
+    dropped = sum(stores.remove_dead_letter(i) for i in stores.dead_letter_ids_before(cutoff))
+    print(f"dropped {dropped} dead letters; {stores.dead_letter_count()} kept")
     return 0
 
 
