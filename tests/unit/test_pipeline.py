@@ -106,7 +106,24 @@ def test_a_duplicate_event_enqueues_nothing_new(policy: Policy) -> None:
     for e in h.submit(history_events(conversation())):
         assert handle_event(e, h.deps).status == "duplicate"
     assert len(h.queue) == 1
-    assert h.deps.stores.pending("T-9") == []
+    assert h.deps.stores.pending("history:T-9") == []
+
+
+def test_two_helpdesks_numbering_a_ticket_alike_keep_two_conversations(policy: Policy) -> None:
+    """A team moving from one helpdesk to another has a ticket 5158 in each: one's customer message is not
+    the context of the other's reply."""
+    h = Harness(policy)
+    upset = TicketHistory(ticket=ticket(id="5158"), messages=[
+        customer("Your engineer was rude to me and I want a refund. I am speaking to my solicitor.", "c1", 0)])
+    calm = TicketHistory(ticket=ticket(id="5158"), messages=[
+        customer("Hi, what time do you open on Saturday?", "c1b", 5),
+        agent("We open at 9am on Saturday.", "a1", 30)])
+    for e in h.submit(history_events(upset, source="freshdesk")):
+        handle_event(e, h.deps)
+    outcomes = [handle_event(e, h.deps) for e in h.submit(history_events(calm, source="zendesk"))]
+    verdict = outcomes[-1].verdict
+    assert verdict is not None and verdict.context.customer_message_id == "c1b"
+    assert not verdict.context.legal_risk and verdict.context.incident != "staff_conduct"
 
 
 def test_a_worker_lost_before_finishing_leaves_the_event_to_be_handled_again(policy: Policy) -> None:
