@@ -115,6 +115,18 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("Sorry for the trouble with Outlook. Here is the fix.", "specific", 1),
     ("Apologies in advance for the long email; three things changed.", "generic", 1),
     ("Your payout is sent. If you received it in error, we apologize; please delete it.", "none", 0),
+    # Session 17, the dev halves of holdout55 and holdout56: a failure named after a bare sorry and a name, or
+    # before it ("faulty", "wrongly"); not "that shouldn't have happened", which names none; feelings, and an
+    # apology judged beside the point, which is none.
+    ("Sorry Oliver, that fee shouldn't have been applied: the bay had a fault.", "specific", 1),
+    ("I'm sorry, that shouldn't have happened. I've logged it with the team leader.", "generic", 1),
+    ("so sorry, that one's clearly faulty! bring it in and I'll swap it", "specific", 1),
+    ("The badge was showing wrongly on some titles yesterday, sorry!", "specific", 1),
+    ("We are sorry for the distress this has caused you.", "generic", 1),
+    ("Olivia, apologies aren't much use to you now, so here's what I've done instead.", "none", 0),
+    ("An apology isn't enough here, so I've refunded the whole fitting.", "none", 0),
+    ("He did look very sorry for himself in his cone, bless him.", "none", 0),
+    ("Apologies are due: the fitter was rude, and I'm sorry.", "specific", 2),
 ])
 def test_apology_kind_and_count(policy: Policy, reply: str, kind: str, count: int) -> None:
     signals = judge(policy, reply).signals
@@ -403,6 +415,36 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("empathy", "I can confirm that with the office closed, every hour is billed.", False),
     ("empathy", "I appreciate that you were under a lot of pressure on the call.", True),
     ("empathy", "I understand you were under contract until May.", False),
+    # Session 17, the dev halves of holdout55 and holdout56.
+    ("empathy", "I understand how belittling that comment felt.", True),
+    ("empathy", "I understand how that setting works.", False),
+    ("liability_admission", "That agent should not have closed the chat while you were typing.", True),
+    ("liability_admission", "That agent can close a chat after ten minutes without a reply.", False),
+    ("liability_admission", "Breastfeeding is welcome, and the steward was wrong to ask you to leave.", True),
+    ("liability_admission", "The steward was right to ask everyone to leave the tent during the storm.", False),
+    ("liability_admission", "I've found Dan's email and he got that wrong: Plus is 20% off.", True),
+    ("liability_admission", "Dan got that sorted for you on Monday.", False),
+    ("blame", "Please push the bike into the dock until the light turns green, as the instructions on every dock say.",
+     True),
+    ("blame", "Push the bike in until the light turns green; the instructions on every dock show how.", False),
+    ("blame", "The hours are on the signs at the entrance, so you needed to check those.", True),
+    ("blame", "You needed to check in at the desk, so I've sent you the map.", False),
+    ("blame", "The limit is on the pass screen, so it's worth reading those before you set off.", True),
+    ("blame", "It's worth checking the app for live bike numbers.", False),
+    ("blame", "For your information, our records show no problems were reported to us before this week.", True),
+    ("blame", "Our records show that you chose a refund, which was paid on 3 June.", False),
+    ("blame", "Our records show you confirmed this address twice at checkout.", True),
+    ("blame", "I'm very sorry the installation was cancelled, by text, for the third time.", False),
+    ("blame", "I am telling you for the third time that the refund has been issued.", True),
+    ("blame", "You're right, I did say about £850 on the day, so I'll stick to it.", False),
+    ("blame", "I don't think that should be your problem to sort out; I've opened a trace.", False),
+    ("blame", "From your next ride the surcharge will apply as shown in the app.", False),
+    ("blame", "Our records show you signed for this parcel yourself at 14:02 on Tuesday.", True),
+    ("blame", "Prices went up on 1 Nov and we emailed every subscriber, so this shouldn't be a surprise.", True),
+    ("blame", "We'd always recommend checking the straps before every walk.", True),
+    ("blame", "We'd recommend the padded straps for a dog that pulls.", False),
+    ("liability_admission", "Please don't be sorry: the fault here is ours.", True),
+    ("liability_admission", "The fault is with the courier's scanner, not your parcel.", False),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
     # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine
@@ -489,6 +531,12 @@ def lexicon_only(policy: Policy) -> Policy:
     ("Give me a sec, I'll find the order number.", False),
     ("I'm coeliac and I've been sick all night.", True),
     ("I'm sick of waiting for this refund.", False),
+    # Session 17: "sue" the verb, not Sue who looked after the dog; the US DOT, not a dot; a belt off the fuse board.
+    ("Hi Sue, thank you for looking after Pickle so well!", False),
+    ("Sue you? I will, if this isn't refunded by Friday.", True),
+    ("Charged twice for Dot's groom on Friday.", False),
+    ("I'm reporting this airline to the DOT.", True),
+    ("Tom got a belt off the fuse board trying to reset it.", True),
 ])
 def test_legal_risk(policy: Policy, said: str, legal: bool) -> None:
     assert judge(policy, "Thanks.", said).context.legal_risk is legal

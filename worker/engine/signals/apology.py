@@ -75,9 +75,10 @@ _CLOSED_NOTICE = re.compile(r"\b(?:is|are|will\s+be)\s+closed\s+(?:from|between|
 # "My colleague gave you the wrong information, and I apologise for that": a pronoun object points back at a
 # failure named earlier in the same sentence.
 # The words that name what went wrong, and the admissions that name only whose fault it was.
-_FAILURE_WORDS = (r"wrong|incorrect|inaccurate|late|delayed|missed|forgot|forgotten|broken|damaged|double-charged|"
+_FAILURE_WORDS = (r"wrong|wrongly|incorrect|incorrectly|inaccurate|late|delayed|missed|forgot|forgotten|broken|damaged|"
+                  r"faulty|defective|double-charged|"
                   r"overcharged|charged\s+twice|lost|rude|failed|didn't\s+turn\s+up|never\s+arrived|should\s+have|"
-                  r"should've|out\s+of\s+date|outdated|inappropriate|bug|glitch")
+                  r"should've|(?:shouldn't|should\s+not|should\s+never)\s+have(?!\s+(?:happened|occurred|been\s+the\s+case))|out\s+of\s+date|outdated|inappropriate|bug|glitch")
 _ADMISSION_WORDS = r"mistake|mistaken|error|oversight|unacceptable|fault"
 _NAMED_BEFORE = re.compile(rf"\b(?:{_FAILURE_WORDS}|{_ADMISSION_WORDS})\b", re.IGNORECASE)
 # ... or an ellipsis does: "We should have kept you informed, and I'm sorry we didn't."
@@ -188,7 +189,9 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
             content = [] if softener else [w for w in words if _stem(w) not in lex.generic_words]
         named = bool(content) or bool(_PRONOUN_OBJECT.match(obj) and _NAMED_BEFORE.search(text, s_start, start))
         refusal = False
-        if not named and not words and not bad_news and _BARE_TAIL.match(text, stop):
+        # Bare, or bare but for a name ("Sorry Oliver, that fee shouldn't have been applied": the name is blanked).
+        bare = _BARE_TAIL.match(text, stop) or (obj and not obj.strip() and _BARE_TAIL.match(text, stop + len(obj)))
+        if not named and not words and not bad_news and bare:
             # Named before the apology, in the same sentence: "that's a bug on my end, sorry!".
             lead = text[s_start:start]
             named = bool(_FAILURE_BEFORE.search(lead)) and any(

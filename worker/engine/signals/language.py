@@ -36,7 +36,9 @@ _ENGLISH = frozenset({"the", "and", "you", "your", "you're", "you've", "with", "
                       "what", "which", "would", "could", "should", "been", "from", "about", "just", "there",
                       # ... and the customer's side ("why", "still", "didn't"; not "my": Polish for "we").
                       "not", "but", "it", "why", "how", "when", "where", "they", "got", "get", "did", "didn't",
-                      "isn't", "won't", "still", "because", "want", "need", "if", "who"})
+                      "isn't", "won't", "still", "because", "want", "need", "if", "who",
+                      # ... and a thank-you ("Thanks Bea!! Ella loved the doll": "Ella" is Spanish for "she").
+                      "she", "love", "loved", "really", "were"})
 ENGLISH_AT = 3
 ENGLISH_IN = 160  # characters of the opening the shortcut reads
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
