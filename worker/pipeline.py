@@ -141,17 +141,17 @@ def submit_events(events: Iterable[TicketEvent], stores: Stores,
     payloads = [e.model_dump(mode="json") for e in batch]
     # Journalled in the same round trip, before publishing: a message the broker loses on its way to a
     # worker is re-sent by the reconciler (worker.journal).
-    stores.accept(((ticket_key(e), e.message.id, _time(e.message, e, now)) for e in batch),
+    stores.accept(((ticket_key(e.source, e.ticket.id), e.message.id, _time(e.message, e, now)) for e in batch),
                   (("event", event_key(e.source, e.event_id), [p]) for e, p in zip(batch, payloads, strict=True)))
     for payload in payloads:
         send_event(payload)
     return len(batch)
 
 
-def ticket_key(event: TicketEvent) -> str:
+def ticket_key(source: str, ticket_id: str) -> str:
     """Where a ticket's conversation memory and order live: its source and id, since two helpdesks number
     their tickets alike (a team moving from Freshdesk to Zendesk has a ticket 5158 in each)."""
-    return f"{event.source}:{event.ticket.id}"
+    return f"{source}:{ticket_id}"
 
 
 def parse_event(payload: str | bytes | dict[str, Any]) -> TicketEvent:
@@ -200,9 +200,9 @@ def _handle(event: TicketEvent, deps: Deps, attempt: int, line: Timeline, owner:
                    if judge and message.created_at is not None and attempt < limits.order_wait_attempts
                    else None)
     delay = min(limits.order_wait_first * (2 ** attempt), limits.order_wait_max)
-    taken = stores.take_event(event.source, event.event_id, ticket_key(event), [*event.history, message], token,
-                              wait_before=wait_before, finish=not judge, default_time=fallback,
-                              retry_in=max(delay, BUSY_RETRY_SECONDS))
+    taken = stores.take_event(event.source, event.event_id, ticket_key(event.source, ticket.id),
+                              [*event.history, message], token, wait_before=wait_before, finish=not judge,
+                              default_time=fallback, retry_in=max(delay, BUSY_RETRY_SECONDS))
     line.mark(f"taken.{attempt}")
     if taken.status == "done":
         metrics.EVENTS.labels("duplicate").inc()
@@ -229,7 +229,7 @@ def _handle(event: TicketEvent, deps: Deps, attempt: int, line: Timeline, owner:
 def _judge(event: TicketEvent, conversation: list[Message], deps: Deps, attempt: int, token: str,
            fallback: float, line: Timeline) -> EventOutcome:
     message, ticket, stores = event.message, event.ticket, deps.stores
-    if attempt >= deps.limits.order_wait_attempts and stores.pending(ticket_key(event)):
+    if attempt >= deps.limits.order_wait_attempts and stores.pending(ticket_key(event.source, ticket.id)):
         log.warning("judging a reply although earlier messages of its ticket are still queued",
                     attempts=attempt)
     earlier = context_for(message, conversation, event.history, fallback)

@@ -25,7 +25,7 @@ from worker.app import create_app
 from worker.broker import BACKFILL_QUEUE, DELIVERY_QUEUE, QUEUE
 from worker.engine import load_policy, review_history
 from worker.models import TicketEvent, TicketHistory
-from worker.pipeline import DeliveryJob, history_events, submit_events
+from worker.pipeline import DeliveryJob, history_events, submit_events, ticket_key
 from worker.routing import IMPLICIT_TARGET
 from worker.settings import load_settings
 from worker.targets.base import delivery_id
@@ -87,7 +87,7 @@ def test_500_events_give_exactly_the_expected_deliveries_each_once(live: Live) -
         assert d.type == {"annotate": "reply.annotated", "escalate": "reply.escalated"}[d.data["action"]]
     assert live.receiver.rejected == []  # every signature verified with standardwebhooks
     assert live.stores.dead_letter_count() == 0
-    assert all(live.stores.pending(h.ticket.id) == [] for h in histories)
+    assert all(live.stores.pending(ticket_key("history", h.ticket.id)) == [] for h in histories)
 
     # Sending the same conversations again (as `apology-worker enqueue` would) delivers nothing new.
     before = live.receiver.requests
@@ -110,7 +110,8 @@ def test_a_malformed_event_is_dead_lettered_and_the_worker_goes_on(live: Live) -
     assert reasons[1].startswith("not valid JSON")
     assert live.worker.popen.poll() is None
     # The valid conversation sent after them was handled: every message of it is remembered.
-    assert [m.id for m in live.stores.conversation(history.ticket.id)] == [m.id for m in history.messages]
+    assert [m.id for m in live.stores.conversation(ticket_key("after-bad", history.ticket.id))] == [
+        m.id for m in history.messages]
 
 
 def test_queue_entries_no_task_reads_are_dead_lettered_unlogged_and_the_worker_goes_on(live: Live) -> None:
@@ -127,7 +128,8 @@ def test_queue_entries_no_task_reads_are_dead_lettered_unlogged_and_the_worker_g
     assert reasons[0].startswith("an entry on queue apology is not a task message: not JSON")
     assert reasons[1].startswith("refused by the worker: unknown task 'no.such.task'")
     assert live.worker.popen.poll() is None
-    assert [m.id for m in live.stores.conversation(history.ticket.id)] == [m.id for m in history.messages]
+    assert [m.id for m in live.stores.conversation(ticket_key("after-stray", history.ticket.id))] == [
+        m.id for m in history.messages]
     assert "LEAKCANARY" not in "".join(live.worker.history)
 
 

@@ -11,6 +11,7 @@ import pytest
 from worker import bootstrap
 from worker.cli import main
 from worker.journal import KINDS
+from worker.pipeline import ticket_key
 from worker.settings import load_settings
 from worker.stores import Stores
 
@@ -40,7 +41,7 @@ def test_enqueue_sends_every_message_in_order_with_derived_ids(broker: tuple[Sto
     ids = [e["event_id"] for e in events]
     assert main(["enqueue", str(EXAMPLES)]) == 0
     assert [e["event_id"] for e in events[len(ids):]] == ids  # the same ids: deduplicated downstream
-    assert stores.pending(first["ticket"]["id"])
+    assert stores.pending(ticket_key("history", first["ticket"]["id"]))
 
 
 def test_enqueue_waits_out_a_redis_restart_mid_file_and_finishes(broker: tuple[Stores, list[Any], list[Any]],

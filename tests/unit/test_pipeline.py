@@ -17,7 +17,16 @@ from worker.egress import Egress
 from worker.engine import Policy, review_history
 from worker.errors import DeliveryError
 from worker.models import TicketHistory, Verdict
-from worker.pipeline import Deps, Limits, context_for, deliver, handle_event, history_events, submit_events
+from worker.pipeline import (
+    Deps,
+    Limits,
+    context_for,
+    deliver,
+    handle_event,
+    history_events,
+    submit_events,
+    ticket_key,
+)
 from worker.routing import build_router
 from worker.stores import Stores
 
@@ -106,7 +115,7 @@ def test_a_duplicate_event_enqueues_nothing_new(policy: Policy) -> None:
     for e in h.submit(history_events(conversation())):
         assert handle_event(e, h.deps).status == "duplicate"
     assert len(h.queue) == 1
-    assert h.deps.stores.pending("history:T-9") == []
+    assert h.deps.stores.pending(ticket_key("history", "T-9")) == []
 
 
 def test_two_helpdesks_numbering_a_ticket_alike_keep_two_conversations(policy: Policy) -> None:
