@@ -86,8 +86,12 @@ def create_app(deps: GatewayDeps) -> Starlette:
         return JSONResponse({"status": "accepted", "event_id": event.event_id}, status_code=202)
 
     async def probe(request: Request) -> Response:
-        """HEAD on a source's URL: Intercom checks the endpoint this way before it saves a webhook."""
-        return Response(status_code=200 if request.path_params["source"] in ADAPTERS else 404)
+        """HEAD on a source's URL: Intercom checks the endpoint this way before it saves a webhook. 503, as a
+        POST would get, while the source's secret is not set: a webhook saved then would fail every event."""
+        adapter = ADAPTERS.get(request.path_params["source"])
+        if adapter is None:
+            return Response(status_code=404)
+        return Response(status_code=200 if deps.secrets(adapter.secret_env) else 503)
 
     async def review(request: Request) -> Response:
         try:
@@ -223,7 +227,9 @@ def openapi_schema() -> dict[str, Any]:
             }, "head": {
                 "summary": "Whether the source exists (Intercom checks a webhook URL this way before saving it)",
                 "parameters": [{"name": "source", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "A known source"}, "404": {"description": "Unknown source"}},
+                "responses": {"200": {"description": "A known source, ready to receive"},
+                              "404": {"description": "Unknown source"},
+                              "503": {"description": "The source's secret is not set"}},
             }},
             "/v1/review": {"post": {
                 "summary": "The verdict of the last agent message of one ticket history, synchronously",

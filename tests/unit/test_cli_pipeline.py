@@ -112,6 +112,7 @@ def test_dead_letters_drop_deletes_without_replaying(broker: tuple[Stores, list[
     assert stores.dead_letter(old) is None and stores.dead_letter(recent) is not None
     assert main(["dead-letters", "drop", recent]) == 0 and main(["dead-letters", "drop", recent]) == 1
     assert stores.dead_letter(newest) is not None
+    assert main(["dead-letters", "drop", ""]) == 1  # an empty id is no id, not "all of them"
     assert main(["dead-letters", "drop", "--all"]) == 0
     assert stores.dead_letter_count() == 0 and events == [] and jobs == []
 

@@ -139,6 +139,21 @@ def test_automated_opening_message_is_system_whoever_signs_it() -> None:
     assert event is not None and event.history[0].role == "system"
 
 
+@pytest.mark.parametrize(("topic", "part_type"), [("conversation.admin.closed", "close"),
+                                                   ("conversation.admin.assigned", "assignment"),
+                                                   ("conversation.admin.snoozed", "snoozed")])
+def test_reply_and_close_comes_under_its_state_topic_and_is_judged(topic: str, part_type: str) -> None:
+    """Intercom sends a teammate's "reply and close" (or assign, snooze) under the state's topic, the words on
+    the state's part; a bare close under it, or an earlier reply, is no new message."""
+    parts = [part("940", SAM, 5, "<p>Earlier reply.</p>"),
+             part("950", SAM, 10, "<p>I've refunded you. Closing this now.</p>", part_type=part_type)]
+    event = to_event(notification(topic, parts), {})
+    assert event is not None and (event.message.id, event.message.role) == ("950", "agent")
+    assert event.event_id.endswith("-950") and [m.id for m in event.history][-1] == "940"
+    bare = [part("940", SAM, 5, "<p>Earlier reply.</p>"), part("951", SAM, 11, None, part_type=part_type)]
+    assert to_event(notification(topic, bare), {}) is None
+
+
 def test_reply_and_close_is_a_reply_but_a_bare_close_is_not() -> None:
     parts = [part("950", SAM, 10, "<p>I've refunded you. Closing this now.</p>", part_type="close"),
              part("951", SAM, 11, None, part_type="close")]

@@ -445,6 +445,16 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("blame", "We'd recommend the padded straps for a dog that pulls.", False),
     ("liability_admission", "Please don't be sorry: the fault here is ours.", True),
     ("liability_admission", "The fault is with the courier's scanner, not your parcel.", False),
+    # A review of the session's rules: helpful replies and third parties they must not catch.
+    ("blame", "I'm sorry you had to confirm your address three times. I've updated it.", False),
+    ("blame", "I've cancelled the renewal, so there shouldn't be a surprise charge on your next bill.", False),
+    ("blame", "As the guide in the app explains, hold the reset button for ten seconds.", False),
+    ("blame", "Our records show you accepted the exchange on Monday, so your new pair ships today.", False),
+    ("blame", "It's worth checking for an update before you try again; I've also sent you a fix.", False),
+    ("blame", "For the last time, your refund was issued on Monday.", True),
+    ("liability_admission", "It looks like Evri got the address wrong, so I've reshipped it.", False),
+    ("liability_admission", "The courier was wrong to leave it on the doorstep; I've raised it with DPD.", False),
+    ("liability_admission", "The fault lies with our courier partner, who scanned it to the wrong depot.", False),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
     # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine
@@ -537,6 +547,8 @@ def lexicon_only(policy: Policy) -> Policy:
     ("Charged twice for Dot's groom on Friday.", False),
     ("I'm reporting this airline to the DOT.", True),
     ("Tom got a belt off the fuse board trying to reset it.", True),
+    ("I got a belt from your store last week and the buckle snapped.", False),
+    ("Thank you Sue for sorting this out.", False),
 ])
 def test_legal_risk(policy: Policy, said: str, legal: bool) -> None:
     assert judge(policy, "Thanks.", said).context.legal_risk is legal

@@ -47,6 +47,8 @@ def test_an_agents_own_blockquote_followed_by_more_of_the_reply_is_read() -> Non
     "<blockquote>Jo Lee wrote:<br>I'm sorry to chase again.</blockquote><p>No need, your refund went out today.</p>",
     '<blockquote type="cite">I\'m sorry to chase again.</blockquote><p>No need, your refund went out today.</p>',
     "<p>Refund sent today.</p><blockquote>I'm sorry to chase again.</blockquote><p>Thanks,<br>Sam</p>",
+    # An agent answering inline quotes the customer's words: not a list of steps, so still quoted.
+    "<blockquote>I'm sorry but you should have refunded me</blockquote><p>I've issued the refund now.</p>",
 ])
 def test_a_blockquote_that_is_quoted_mail_stays_unread(body: str) -> None:
     assert "sorry" not in prepare(body, "html").text
@@ -246,7 +248,8 @@ def test_a_bare_dash_line_between_two_parts_of_the_reply_is_no_signature(after: 
 
 
 @pytest.mark.parametrize("signature", ["--\nSam Lee\nCustomer Care | Acme", "-- \nSent from my iPhone",
-                                       "--\nAcme Ltd, 1 High St. Sorry, we can't take calls on Sundays."])
+                                       "--\nAcme Ltd, 1 High St. Sorry, we can't take calls on Sundays.",
+                                       "--\nI'm out on Fridays, so sorry if my reply is slow.\nSam Lee | Care"])
 def test_a_bare_dash_line_before_a_signature_still_ends_the_reply(signature: str) -> None:
     text = prepare(f"Hi Jo,\n\nYour refund went out today.\n\n{signature}").text
     assert "refund went out" in text

@@ -1,8 +1,10 @@
-"""`apology-worker dead-letters list|show ID|replay [ID|--all]`: what the pipeline could not handle.
+"""`apology-worker dead-letters list|show ID|replay [ID|--all]|drop [ID|--all|--older-than DAYS]`: what the
+pipeline could not handle.
 
 Events that were not valid canonical events, and deliveries that a target refused or that ran out of
 retries, are kept with the reason and the last response. Replay sends them through the workers again
-(after the cause is fixed) and removes them from the store.
+(after the cause is fixed) and removes them from the store; drop removes them without (they keep message
+text, so a retention job drops the old ones).
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _drop(args: argparse.Namespace, stores: Stores) -> int:
-    if args.id:
+    if args.id is not None:
         if not stores.remove_dead_letter(args.id):
             print(f"no dead letter {args.id!r}", file=sys.stderr)
             return 1

@@ -149,6 +149,10 @@ _QUOTE_TO_END = re.compile(r"divRplyFwdMsg|OutlookMessageHeader|appendonsend", r
 # What introduces quoted words: "Jo wrote:", "You said:" before a blockquote, or "Jo wrote:" opening it.
 _ATTRIBUTION = re.compile(r"\b(?:wrote|writes|said|says|a\s+\u00e9crit|schrieb)\s*:\s*$", re.IGNORECASE)
 _ATTRIBUTION_INSIDE = re.compile(r"^\s*[^\n]{0,120}\b(?:wrote|writes|said)\s*:", re.IGNORECASE)
+# A line of a list: the agent's own steps set off in a blockquote ("1. Open Settings", "- Tap Reset").
+_LIST_LINE = re.compile(r"(?m)^[ \t]*+(?:\d{1,2}[.)]|[-*\u2022])[ \t]++\S")
+_MAX_BARE_QUOTES = 20
+_AFTER_QUOTE_CHARS = 2000
 # A helpdesk's notification email lists the ticket's comments newest first, each in one of these: the first is
 # what was just written, from the second on it is the thread's history (Zendesk's "zd-comment").
 _THREAD_COMMENT = re.compile(r"\bzd-comment\b", re.IGNORECASE)
@@ -387,12 +391,17 @@ def _signature_start(normalised: str, pos: int) -> int | None:
 
 def _writers_prose_after(normalised: str, line_end: int) -> bool:
     """Whether the first line of text after a bare "--" is the writer going on in the first person ("I'm sorry
-    your refund is late. I've reissued it today."), which a signature, tagline or notice never is."""
+    your refund is late. I've reissued it today."), which a signature, tagline or notice seldom is, and no
+    name or title line follows it."""
     if line_end < 0:
         return False
     rest = normalised[line_end + 1:line_end + 1 + 600].lstrip("\n")
-    first = rest.split("\n", 1)[0]
-    return len(first.split()) >= 6 and bool(_FIRST_PERSON_SENTENCE.search(first))
+    first, _, after = rest.partition("\n")
+    following = after.split("\n", 1)[0].strip()
+    # ... and not a signature's own first line, a name or title straight under it: "I'm out on Fridays, so
+    # apologies if my reply is slow." then "Sam Lee | Customer Care".
+    return (len(first.split()) >= 6 and bool(_FIRST_PERSON_SENTENCE.search(first))
+            and not (following and _signature_line(following)))
 
 
 def _html_to_text(body: str) -> tuple[str, list[int], list[int]]:
@@ -417,9 +426,11 @@ class _OffsetHTMLParser(HTMLParser):
         self.mask_depth = 0
         self.mask_rest = False  # an Outlook reply header was seen: the rest is quoted mail
         self.comments = 0  # a notification's thread comments seen so far
-        # Bare <blockquote>s (no client's quote class): where each starts and ends in `chars`, and its words.
-        self.bare_quotes: list[tuple[int, int, list[tuple[int, str]]]] = []
+        # Bare <blockquote>s (no client's quote class): where each starts and ends in `chars`, its words, and
+        # whether it holds a list (<li>).
+        self.bare_quotes: list[tuple[int, int, list[tuple[int, str]], bool]] = []
         self.bare: list[tuple[int, str]] | None = None  # the words of the bare blockquote being read
+        self.bare_start, self.bare_list = 0, False
 
     def _pos(self) -> int:
         line, col = self.getpos()
@@ -449,7 +460,9 @@ class _OffsetHTMLParser(HTMLParser):
             self.mask_tag, self.mask_depth = tag, 1
             self.bare = [] if tag == "blockquote" and not _marked(attrs, _QUOTE_CLASSES) and not any(
                 k == "type" for k, _ in attrs) else None
-            self.bare_start = len(self.chars)
+            self.bare_start, self.bare_list = len(self.chars), False
+        elif tag == "li" and self.bare is not None:
+            self.bare_list = True
         if _marked(attrs, _QUOTE_TO_END):
             self.mask_rest = True
         elif _marked(attrs, _THREAD_COMMENT):
@@ -476,7 +489,7 @@ class _OffsetHTMLParser(HTMLParser):
             if self.mask_depth <= 0:
                 self.mask_tag, self.mask_depth = None, 0
                 if self.bare is not None:
-                    self.bare_quotes.append((self.bare_start, len(self.chars), self.bare))
+                    self.bare_quotes.append((self.bare_start, len(self.chars), self.bare, self.bare_list))
                     self.bare = None
 
     def handle_data(self, data: str) -> None:
@@ -508,16 +521,20 @@ class _OffsetHTMLParser(HTMLParser):
 
 
     def unmask_own_blockquotes(self) -> None:
-        """Give back a bare <blockquote> that the writer's own words follow: an editor's quote button used to set
-        off steps or a note ("<blockquote>1. Open Settings ...</blockquote><p>Sorry for the trouble!</p>").
-        Mail clients mark their quotes (gmail_quote, type="cite") or put them last; one introduced by "...
-        wrote:" is quoted mail wherever it stands."""
-        for start, end, pieces in self.bare_quotes:
-            after = "".join(self.chars[end:])
+        """Give back a bare <blockquote> of steps that the writer's own words follow: an editor's quote button
+        used to set off instructions ("<blockquote>1. Open Settings ...</blockquote><p>Sorry for the
+        trouble!</p>"). Mail clients mark their quotes (gmail_quote, type="cite") or put them last; one
+        introduced by "... wrote:" is quoted mail wherever it stands; and one that is not a list stays quoted
+        too, since an agent answering inline quotes the customer's own words ("you should have refunded me").
+        Each look is bounded, so a message of thousands of blockquotes costs one pass."""
+        for start, end, pieces, has_list in self.bare_quotes[:_MAX_BARE_QUOTES]:
+            inside = "".join(text for _, text in pieces)
+            if not (has_list or _LIST_LINE.search(inside)):
+                continue
+            after = "".join(self.chars[end:end + _AFTER_QUOTE_CHARS])
             if len(_LINE_WORD.findall(after)) < 3 or _only_sign_off(after):
                 continue
             before = "".join(self.chars[max(0, start - 200):start])
-            inside = "".join(text for _, text in pieces)
             if _ATTRIBUTION.search(before) or _REPLY_HEADER.search(inside) or _ATTRIBUTION_INSIDE.search(inside):
                 continue
             for at, text in pieces:

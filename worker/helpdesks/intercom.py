@@ -8,8 +8,10 @@ Times are Unix epoch seconds; bodies are HTML.
 
 Topics handled: conversation.admin.replied and conversation.admin.single.created (a teammate's reply, a
 teammate's outbound message), conversation.user.replied and conversation.user.created (the customer),
-conversation.admin.noted (an internal note, public false). `ping` (sent from the Developer Hub) and every
-other topic are ignored (None), as are parts with no text (attachments only) and our own notes.
+conversation.admin.noted (an internal note, public false), and conversation.admin.closed, .assigned and
+.snoozed when the teammate wrote with it ("reply and close": the words are on the close part). `ping`
+(sent from the Developer Hub) and every other topic are ignored (None), as are parts with no text
+(attachments only) and our own notes.
 
 Who wrote a part comes from `author.type`: `user`, `lead` and `contact` are the customer, `admin` and
 `team` the agent. Bots are **system**: `bot` (Fin and the workflows' Operator) and an `admin` flagged
@@ -45,6 +47,10 @@ ADMIN_CREATED = "conversation.admin.single.created"
 ADMIN_NOTED = "conversation.admin.noted"
 USER_REPLIED = "conversation.user.replied"
 USER_CREATED = "conversation.user.created"
+# A teammate's "reply and close" (or assign, or snooze) comes under these topics, its words on the close,
+# assignment or snoozed part; without words it is a line item, and the notification is ignored.
+STATE_TOPICS = {"conversation.admin.closed": "close", "conversation.admin.assigned": "assignment",
+                "conversation.admin.snoozed": "snoozed"}
 MAX_HISTORY = 50
 PARTS = "conversation_parts.conversation_parts"
 # Parts that change the conversation's state are messages only when the teammate wrote with them
@@ -70,6 +76,7 @@ class _Said:
     created_at: datetime | None
     author: dict[str, Any] | None
     is_part: bool  # False for the source, the conversation's opening message
+    kind: str = ""  # the part's part_type
 
     def message(self) -> dict[str, Any]:
         return {"id": self.id, "role": self.role, "format": "html", "body": self.body, "public": self.public,
@@ -95,13 +102,20 @@ def to_event(payload: bytes | Mapping[str, Any], headers: Mapping[str, str]) -> 
     topic = doc.opt_text("topic")
     if topic is None:
         raise doc.fail("topic", "missing: Intercom names the notification's topic in it")
-    if topic not in _WANTED:
+    if topic not in _WANTED and topic not in STATE_TOPICS:
         return None
     convo = doc.obj("data").obj("item")
     convo_id = convo.id("id")
     said = _conversation(convo)
-    fits, what = _WANTED[topic]
-    wanted = [s for s in said if fits(s)]
+    if topic in STATE_TOPICS:
+        state = STATE_TOPICS[topic]
+        wanted = [s for s in said if s.is_part and s.kind == state and s.role == "agent" and s.body.strip()]
+        if not wanted:
+            return None  # closed, assigned or snoozed without a word to the customer
+        fits, what = _WANTED[ADMIN_REPLIED]
+    else:
+        fits, what = _WANTED[topic]
+        wanted = [s for s in said if fits(s)]
     if not wanted:
         if what == "source":
             raise convo.fail("source", "missing: the conversation's opening message")
@@ -149,7 +163,8 @@ def _conversation(convo: Fields) -> list[_Said]:
         if kind in ("comment", "note") or (kind in _STATE_CHANGES and part.has("body")):
             person = part.opt_obj("author")
             said.append(_Said(id=part.id("id"), role=_role(part, person), public=kind != "note", body=_body(part),
-                              created_at=_time(part, "created_at"), author=_author(person), is_part=True))
+                              created_at=_time(part, "created_at"), author=_author(person), is_part=True,
+                              kind=kind))
     return sorted(said, key=lambda s: s.created_at or _EPOCH)
 
 
