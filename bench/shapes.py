@@ -53,6 +53,9 @@ SHAPES: dict[str, Callable[[int], str]] = {
     # A quoted thread in one HTML block: blanked, it is one long line of spaces after the reply.
     "html long quote": lambda n: "<p>Sorry about that, Dana.</p><div class='gmail_quote'>" + "word " * (n * 10)
     + "</div>",
+    # Bare blockquotes, plain and of steps, each followed by words: every one is looked at (session 17).
+    "html bare quotes": lambda n: "<blockquote>ab cd</blockquote>" * (n * 5) + "<p>one two three four</p>",
+    "html step quotes": lambda n: "<blockquote>1. ab cd</blockquote><p>one two three</p>" * (n * 5),
     "html entities": lambda n: "&amp;" * (n * 5),
     "urls": lambda n: " ".join(["https://example.com/a/b?c=d"] * n),
     "apostrophes": lambda n: "'" * (n * 10),
