@@ -53,8 +53,9 @@ _MAIL_CUES = re.compile(
 # ("Important note:" is left alone: agents head their own key point with it.) A helpdesk's reply delimiter
 # ("##- Please type your reply above this line -##", in any language) ends the writer's words the same way:
 # what follows is the notification the customer answered.
+_DELIMITER = r"##-[^\n]*-##[ \t]*$"
 _FOOTER_START = re.compile(
-    r"^[ \t]*+##-[^\n]*-##[ \t]*$|"
+    rf"^[ \t]*+{_DELIMITER}|"
     r"^[ \t*_]*+(?:(?:confidentiality|legal|email|e-mail)\s+(?:notice|statement|disclaimer|warning)\b|"
     r"disclaimer[ \t]*(?::|$)|confidential(?:ity)?\s*:|"
     r"(?:this|the\s+information\s+(?:contained\s+)?in\s+this|the\s+contents?\s+of\s+this)\s+"
@@ -72,7 +73,7 @@ _LIABILITY_NOTICE = re.compile(
     r"[^\n]{0,160}?\b(?:this\s+(?:e-?mail|message|communication|transmission)|e-?mail\s+transmission|viruses?)\b",
     re.IGNORECASE)
 # A notification opened by a helpdesk's reply delimiter, and the rules of dashes between its comments.
-_NOTIFICATION_START = re.compile(r"\s*+##-[^\n]*-##[ \t]*$", re.MULTILINE)
+_NOTIFICATION_START = re.compile(rf"\s*+{_DELIMITER}", re.MULTILINE)
 _COMMENT_RULE = re.compile(r"^[ \t]*+-{10,}[ \t]*$", re.MULTILINE)
 # A survey or mailing footer under the reply ("How did we do? Rate this reply", "Don't want these emails?
 # Unsubscribe"): the helpdesk's words, not the agent's; a "We're sorry if we fell short" in it is no apology.

@@ -190,8 +190,8 @@ def read_apology(doc: Prepared, lex: Lexicon, *, company_at_fault: bool, inciden
         named = bool(content) or bool(_PRONOUN_OBJECT.match(obj) and _NAMED_BEFORE.search(text, s_start, start))
         refusal = False
         # Bare, or bare but for a name ("Sorry Oliver, that fee shouldn't have been applied": the name is blanked).
-        bare = _BARE_TAIL.match(text, stop) or (obj and not obj.strip() and _BARE_TAIL.match(text, stop + len(obj)))
-        if not named and not words and not bad_news and bare:
+        if not named and not words and not bad_news and (
+                _BARE_TAIL.match(text, stop) or (obj and not obj.strip() and _BARE_TAIL.match(text, stop + len(obj)))):
             # Named before the apology, in the same sentence: "that's a bug on my end, sorry!".
             lead = text[s_start:start]
             named = bool(_FAILURE_BEFORE.search(lead)) and any(

@@ -138,8 +138,7 @@ class ReplyModel:
         key = "statements" if name in _STATEMENTS_ONLY and "?" in doc.text else "all"
         if key not in memo:
             memo[key] = features(_joined(doc, read_sentences(name, doc)) if key == "statements" else doc.text)
-        feats = memo[key] | _length_tokens(doc.text) if name in LOGISTIC else memo[key]
-        if not model.present(feats):
+        if not model.present(_with_length(name, memo[key], doc.text)):
             return spans
         span = model.sentence(doc, read_sentences(name, doc))
         return [span] if span is not None else spans
@@ -148,13 +147,15 @@ class ReplyModel:
 def model_features(name: str, text: str) -> frozenset[str]:
     """What the model of signal `name` reads in `text`: its words and word pairs, and for the logistic
     models the reply's length."""
-    feats = features(text)
-    return feats | _length_tokens(text) if name in LOGISTIC else feats
+    return _with_length(name, features(text), text)
 
 
-def _length_tokens(text: str) -> frozenset[str]:
+def _with_length(name: str, feats: frozenset[str], text: str) -> frozenset[str]:
+    """`feats` (the words of `text`), with the tokens of its length for a logistic model."""
+    if name not in LOGISTIC:
+        return feats
     words = len(text.split())
-    return frozenset(f"_words<={cut}" for cut in _LENGTH_CUTS if words <= cut)
+    return feats | frozenset(f"_words<={cut}" for cut in _LENGTH_CUTS if words <= cut)
 
 
 def read_sentences(name: str, doc: Prepared) -> list[tuple[int, int]]:
