@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tests.conftest import ROOT, agent, customer, ticket
 from worker.cli import main
 from worker.engine import Policy, review_history, review_reply
+from worker.engine.review import CustomerCache
 from worker.models import TicketHistory, Verdict
 
 EXAMPLE = ROOT / "config" / "examples" / "tickets.jsonl"
@@ -61,6 +62,17 @@ def test_separate_conversations_never_share_context(policy: Policy) -> None:
                          ticket(id="A"), policy)
     calm = review_reply(agent("Your order ships today."), [], ticket(id="B"), policy)
     assert angry.context.frustration > calm.context.frustration == 0.0
+
+
+def test_the_customer_cache_reuses_a_reading_only_for_the_same_text(policy: Policy) -> None:
+    # Two helpdesks (or an edited message) can give the same ticket and message ids to different words.
+    cache: CustomerCache = {}
+    reply = agent("Your order ships today.")
+    angry = review_reply(reply, [customer("THIRD TIME!!! Unacceptable.")], ticket(id="7"), policy, cache)
+    calm = review_reply(reply, [customer("Thanks, lovely.")], ticket(id="7"), policy, cache)
+    again = review_reply(reply, [customer("THIRD TIME!!! Unacceptable.")], ticket(id="7"), policy, cache)
+    assert calm.context.frustration < angry.context.frustration == again.context.frustration
+    assert len(cache) == 2
 
 
 @settings(max_examples=150, deadline=None)

@@ -95,7 +95,9 @@ _THING_STOPS = frozenset({
     "even", "only", "really", "all", "last", "while", "straight", "she", "he", "her", "his", "their", "them",
 })
 
-CustomerCache = MutableMapping[tuple[str, str], CustomerReading]
+# Keyed by the message's id *and* a hash of its text: a reading is a function of the text alone, so two
+# helpdesks' tickets that share ids, or a message edited since it was read, never get another text's reading.
+CustomerCache = MutableMapping[tuple[str, str, str, int], CustomerReading]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +168,7 @@ def read_context(earlier: Sequence[Message], policy: Policy, cache: CustomerCach
     customers = context_messages(earlier)
     readings = []
     for m in customers:
-        key = (ticket_id, m.id)
+        key = (ticket_id, m.id, m.format, hash(m.body))
         reading = cache.get(key) if cache is not None else None
         if reading is None:
             reading = _read_customer(prepare(m.body, m.format), policy)
@@ -281,7 +283,7 @@ def reviewable(message: Message, policy: Policy) -> bool:
 
 def review_history(history: TicketHistory, policy: Policy) -> Iterator[Verdict]:
     """A verdict for every reviewable agent reply, each judged on the messages before it."""
-    cache: dict[tuple[str, str], CustomerReading] = {}
+    cache: CustomerCache = {}
     for i, message in enumerate(history.messages):
         if reviewable(message, policy):
             yield review_reply(message, history.messages[:i], history.ticket, policy, cache)

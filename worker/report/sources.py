@@ -14,7 +14,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from worker.engine import Policy, read_context
-from worker.engine.signals.situation import CustomerReading
+from worker.engine.review import CustomerCache
 from worker.exports import ExportFormat, read_export
 from worker.history import describe_validation_error, open_text
 from worker.models import TicketHistory, Verdict
@@ -71,7 +71,7 @@ def reply_facts(history: TicketHistory, policy: Policy) -> Iterator[tuple[str, R
     """
     team = history.ticket.team or NO_TEAM
     messages = history.messages
-    cache: dict[tuple[str, str], CustomerReading] = {}
+    cache: CustomerCache = {}
     replies: list[int] = []
     answer: dict[int, int] = {}  # index of an agent reply -> index of the customer message answering it
     pending: int | None = None
