@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ from rich.text import Text
 
 from worker import bootstrap
 from worker.backfill import CHUNK_REPLIES, BackfillError, BadLine, Chunk, chunks, job_id, read_tickets
+from worker.cli import options
 from worker.engine import Policy, load_policy
 from worker.jobs import Job, JobStore
 from worker.journal import Journal, chunk_key
@@ -60,8 +60,7 @@ def register(sub: Any) -> None:
 
     s = bsub.add_parser("start", help="start (or continue) a backfill of history exports")
     s.add_argument("files", nargs="+", metavar="FILE", help="canonical JSONL (.gz), message CSV or Zendesk export")
-    s.add_argument("--policy", default=None, help="policy file or preset (default: $APOLOGY_POLICY or "
-                                                  "liability-aware); every worker must be able to load it")
+    options.add_policy(s, "policy file or preset, which every worker must be able to load")
     where = s.add_mutually_exclusive_group()
     where.add_argument("--output", default=None, metavar="DIR",
                        help="directory for the verdict shards, part-NNNNNN.jsonl (default: backfill/JOB); "
@@ -131,7 +130,7 @@ def run_start(args: argparse.Namespace) -> int:
         raise BackfillError("--rate limits deliveries: use it with --deliver")
     if args.chunk_replies < 1:
         raise BackfillError("--chunk-replies must be at least 1")
-    spec = args.policy or os.environ.get("APOLOGY_POLICY") or None
+    spec = options.policy_spec(args)
     if spec is not None and Path(spec).exists():
         spec = str(Path(spec).resolve())  # workers started elsewhere find the same file
     policy = load_policy(spec)

@@ -6,12 +6,12 @@ Exit codes: 0 written; 2 usage or policy error; 3 written, but some input lines 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from worker.cli import options
 from worker.engine import load_policy
 from worker.errors import ApologyWorkerError
 from worker.exports import FORMATS
@@ -31,8 +31,7 @@ def register(sub: Any) -> None:
                    help="format of the history files (default: detected)")
     p.add_argument("--compare", nargs="+", default=[], metavar="VERDICTS",
                    help="a second verdict set over the same history (e.g. another preset) to compare with")
-    p.add_argument("--policy", default=None, help="the policy whose lexicon reads the customers' frustration "
-                                                  "(default: $APOLOGY_POLICY or liability-aware)")
+    options.add_policy(p, "the policy whose lexicon reads the customers' frustration")
     p.add_argument("--title", default="Apology policy report")
     p.add_argument("--worst", type=int, default=12, help="how many worst replies to show (default 12)")
     p.set_defaults(run=run)
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             raise ApologyWorkerError(f"{path}: no such file")
     if not Path(args.html).resolve().parent.is_dir():  # before the report is built, not after
         raise ApologyWorkerError(f"{args.html}: no such folder to write the page into")
-    policy = load_policy(args.policy or os.environ.get("APOLOGY_POLICY") or None)
+    policy = load_policy(options.policy_spec(args))
     built = build_report(args.verdicts, policy=policy, histories=args.history, compare=args.compare,
                          history_format=args.history_format, worst=args.worst)
     page = render_html(built.report, built.comparison, title=args.title,

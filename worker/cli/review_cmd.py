@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from worker.cli import options
 from worker.engine import load_policy, review_history
 from worker.engine.text import prepare
 from worker.exports import readable_histories
@@ -29,8 +30,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("review", help="review ticket history files in process (no broker)")
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="history files: canonical JSONL (.gz), message CSV or Zendesk export; - for stdin")
-    p.add_argument("--policy", default=None, help="policy file or preset (default: $APOLOGY_POLICY or "
-                                                  "liability-aware)")
+    options.add_policy(p)
     p.add_argument("--format", choices=["text", "jsonl"], default="text")
     p.add_argument("--fail-on", choices=["info", "warning", "critical"], default=None,
                    help="exit 1 when any finding is at least this severe (lint macros in CI)")
@@ -38,9 +38,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
-    policy = load_policy(args.policy or os.environ.get("APOLOGY_POLICY") or None)
+    policy = load_policy(options.policy_spec(args))
     # Piped or redirected, lines are not wrapped at 80 columns: whoever reads the file wraps it.
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     worst = 0
