@@ -127,6 +127,8 @@ def judge(policy: Policy, reply: str, said: str | None = None, fmt: str = "text"
     ("An apology isn't enough here, so I've refunded the whole fitting.", "none", 0),
     ("He did look very sorry for himself in his cone, bless him.", "none", 0),
     ("Apologies are due: the fitter was rude, and I'm sorry.", "specific", 2),
+    # Session 18: the idiom is no apology.
+    ("Sorry, not sorry: all our branches are closed on Boxing Day.", "none", 0),
 ])
 def test_apology_kind_and_count(policy: Policy, reply: str, kind: str, count: int) -> None:
     signals = judge(policy, reply).signals
@@ -455,6 +457,27 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("liability_admission", "It looks like Evri got the address wrong, so I've reshipped it.", False),
     ("liability_admission", "The courier was wrong to leave it on the doorstep; I've raised it with DPD.", False),
     ("liability_admission", "The fault lies with our courier partner, who scanned it to the wrong depot.", False),
+    # Session 18, the dev halves of holdout58 and holdout59.
+    ("blame", "Next time please keep the receipt with the paperwork, rather than us having to chase you for it.",
+     True),
+    ("blame", "Keep the receipt, and I'll chase the depot for you rather than you having to.", False),
+    ("blame", "In future please do check you have all your belongings before you hand the car over.", True),
+    ("blame", "It would have saved everyone a lot of time.", True),
+    ("blame", "It would have saved you the trip if we had texted, so I've refunded the fuel.", False),
+    ("blame", "You checked in online, so as the pre-arrival email explained, you could skip the queue.", True),
+    ("blame", "Correction: maintenance is on Tuesday, not Wednesday as our earlier text said.", False),
+    ("blame", "Transfers take two days to clear, which is why the invoice asks customers not to pay again by card.",
+     True),
+    ("blame", "Transfers take two days to clear, which is why I've refunded the card payment today.", False),
+    ("blame", "The delivery receipt you signed shows you confirmed the training was completed.", True),
+    ("liability_admission", "Two buses were off the road and we had too few drivers, which we got wrong.", True),
+    ("liability_admission", "I'm sorry you feel the advert was misleading.", False),
+    ("liability_admission", "The advert was misleading, and I'm sorry.", True),
+    ("empathy", "It must have been a real fright for you both.", True),
+    ("empathy", "Being stuck in one room without your chair is a really big deal.", True),
+    ("empathy", "It's not a big deal, the part ships today.", False),
+    ("empathy", "It's been a hard few weeks for your family.", True),
+    ("empathy", "Sorry Dave, it's been a nightmare month here with flu going round.", False),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
     # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine
@@ -549,6 +572,13 @@ def lexicon_only(policy: Policy) -> Policy:
     ("Tom got a belt off the fuse board trying to reset it.", True),
     ("I got a belt from your store last week and the buckle snapped.", False),
     ("Thank you Sue for sorting this out.", False),
+    # Session 18: a threat disowned; a hospital as the reason for a request, not a harm (holdout58-59).
+    ("I'm not going to sue anyone, I just want a car.", False),
+    ("If this isn't refunded I'm going to sue.", True),
+    ("I need to cancel my parking next week, my mum's in hospital.", False),
+    ("I had to move my appointment because my husband had been taken into hospital.", False),
+    ("He was rushed to hospital after the stairlift jolted.", True),
+    ("We spent the night in hospital after he ate your curry.", True),
 ])
 def test_legal_risk(policy: Policy, said: str, legal: bool) -> None:
     assert judge(policy, "Thanks.", said).context.legal_risk is legal
