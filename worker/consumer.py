@@ -10,7 +10,10 @@ stops (Celery itself drops its buffer then).
 
 It also keeps message bodies out of the logs: for a message it cannot decode or route (an unknown task
 name during a rolling deploy, a body that is not JSON) Celery logs the whole body at ERROR and drops the
-message. Here the log names the fault and the size, and the body goes to the dead-letter store.
+message. Here the log names the fault and the size, and the body goes to the dead-letter store. So does a
+message in a sound envelope whose body Celery's request cannot read (a JSON object where it wants
+`[args, kwargs, embed]`): Celery raises that out of its message handler, which stops the worker and puts the
+message back, for the next worker to stop on.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from worker import logs
 from worker.broker import keep_refused
 
 log = logs.get_logger("worker.consumer")
+# What building a task request from a body of the wrong shape raises (Celery's Request unpacks and indexes it).
+_UNREADABLE = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 
 
 class Consumer(CeleryConsumer):  # type: ignore[misc]
@@ -40,6 +45,19 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
     def _flush_batch(self) -> None:
         self._flush_due = False
         self._flush_events()
+
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Any:
+        handle = super().create_task_handler(*args, **kwargs)
+
+        def on_task_received(message: Any) -> Any:
+            try:
+                return handle(message)
+            except _UNREADABLE as exc:
+                if getattr(message, "acknowledged", False):  # handled after all; whatever failed, not the body
+                    raise
+                return self.on_invalid_task(None, message, exc)
+
+        return on_task_received
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         _refuse(message, f"the body cannot be decoded ({type(exc).__name__}: {exc})")

@@ -7,8 +7,10 @@ the helpdesk receives exactly the verdicts `apology-worker review` gives, each o
 
 from __future__ import annotations
 
+import base64
 import json
 import random
+import secrets
 import signal
 import threading
 from collections.abc import Iterator
@@ -114,19 +116,34 @@ def test_a_malformed_event_is_dead_lettered_and_the_worker_goes_on(live: Live) -
         m.id for m in history.messages]
 
 
+def _envelope(body: object, task: str = "apology.handle_event") -> str:
+    """A queue entry in kombu's envelope, sound in every field kombu reads, around a task body of any shape."""
+    return json.dumps({
+        "body": base64.b64encode(json.dumps(body).encode()).decode(), "content-type": "application/json",
+        "content-encoding": "utf-8", "headers": {"task": task, "id": f"odd-{secrets.token_hex(4)}"},
+        "properties": {"delivery_tag": secrets.token_hex(8), "body_encoding": "base64",
+                       "delivery_info": {"exchange": "apology", "routing_key": "apology"}}})
+
+
 def test_queue_entries_no_task_reads_are_dead_lettered_unlogged_and_the_worker_goes_on(live: Live) -> None:
     """A stray string on the queue list stopped the worker (kombu raised out of its read loop), and Celery
-    logged the whole body of an unknown task at ERROR: both are now dead letters, named without bodies."""
+    logged the whole body of an unknown task at ERROR: both are now dead letters, named without bodies. So
+    are sound envelopes around bodies Celery's request cannot unpack (an operator's review, session 18: the
+    first stopped every worker that took it, one after another)."""
     count = live.stores.dead_letter_count()
     live.stores.redis.lpush("apology", "hello LEAKCANARY-1")
     live.producer.send_task("no.such.task", args=[{"body": "LEAKCANARY-2"}])
+    live.stores.redis.lpush("apology", _envelope({"x": "LEAKCANARY-3"}))
+    live.stores.redis.lpush("apology", _envelope(["LEAKCANARY-4"]))
     history = conversations()[-2]
     submit_events(history_events(history, source="after-stray"), live.stores, live.send_event)
-    wait_until(lambda: live.stores.dead_letter_count() == count + 2 and live.idle(), timeout=30,
-               what="two more dead letters")
-    reasons = sorted(letter.reason for letter in live.stores.dead_letters(2))
+    wait_until(lambda: live.stores.dead_letter_count() == count + 4 and live.idle(), timeout=30,
+               what="four more dead letters")
+    reasons = sorted(letter.reason for letter in live.stores.dead_letters(4))
     assert reasons[0].startswith("an entry on queue apology is not a task message: not JSON")
-    assert reasons[1].startswith("refused by the worker: unknown task 'no.such.task'")
+    assert reasons[1].startswith("refused by the worker: invalid task message (ValueError")
+    assert reasons[2].startswith("refused by the worker: invalid task message (ValueError")
+    assert reasons[3].startswith("refused by the worker: unknown task 'no.such.task'")
     assert live.worker.popen.poll() is None
     assert [m.id for m in live.stores.conversation(ticket_key("after-stray", history.ticket.id))] == [
         m.id for m in history.messages]
