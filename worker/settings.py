@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     # Where the stores live: the broker's Redis unless told otherwise.
     store_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # 0 is none: an empty value is ignored (env_ignore_empty), so the Procfile's deliverer says 0 to keep the
+    # worker's port in .env for the worker alone.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
     # Conversation memory and deduplication.
     memory_messages: int = Field(default=50, ge=2, le=500)
@@ -138,6 +140,8 @@ class Settings(BaseSettings):
             value: SecretStr | None = getattr(self, name)
             if value is not None:
                 _check_whsec(name, value.get_secret_value())
+        if self.metrics_port == 0:
+            object.__setattr__(self, "metrics_port", None)
         _check_redis_url("broker_url", self.broker_url, _BROKER_SCHEMES)
         if self.store_url is not None:
             _check_redis_url("store_url", self.store_url, _STORE_SCHEMES)

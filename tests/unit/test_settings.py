@@ -172,3 +172,17 @@ def test_an_empty_variable_is_an_unset_one(monkeypatch: pytest.MonkeyPatch) -> N
     assert load_settings().metrics_port is None
     monkeypatch.setenv("APOLOGY_METRICS_PORT", "9809")
     assert load_settings().metrics_port == 9809
+
+
+def test_the_procfile_deliverer_serves_no_metrics_even_with_a_port_in_dotenv(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An empty variable gives way to .env's value, so the deliverer's empty port took the worker's (an
+    operator's review, session 18: "Address already in use"). The Procfile passes 0, which is none."""
+    from tests.conftest import ROOT
+
+    (tmp_path / ".env").write_text("APOLOGY_METRICS_PORT=9808\n")
+    monkeypatch.setenv("APOLOGY_METRICS_PORT", "")
+    assert load_settings().metrics_port == 9808
+    assert "APOLOGY_METRICS_PORT=${APOLOGY_DELIVERER_METRICS_PORT:-0}" in (ROOT / "Procfile").read_text()
+    monkeypatch.setenv("APOLOGY_METRICS_PORT", "0")
+    assert load_settings().metrics_port is None
