@@ -66,14 +66,16 @@ def create_app(deps: GatewayDeps) -> Starlette:
             body = await _read_body(request, deps.max_body)
             event = _translate(adapter, body, request.headers, deps)
         except _TooLarge:
+            log.info("event refused", source=adapter.source, status=413, limit=deps.max_body)
             return _too_large(deps.max_body)
         except SignatureError as exc:
-            log.info("event refused", source=adapter.source, reason=str(exc))
+            log.info("event refused", source=adapter.source, status=401, reason=str(exc))
             return _problem(401, str(exc))
         except ConfigError as exc:
             log.error("source not configured", source=adapter.source, reason=str(exc))
             return _unavailable(str(exc))
         except PayloadError as exc:
+            _refused_payload(adapter.source, exc)
             return _problem(422, f"{adapter.source} payload rejected", issues=exc.issues)
         if event is None:
             return JSONResponse({"status": "ignored"}, status_code=200)
@@ -101,12 +103,15 @@ def create_app(deps: GatewayDeps) -> Starlette:
                 verify_generic(body, request.headers, secret)
             verdict = judge_last_reply(body, deps.policy)
         except _TooLarge:
+            log.info("review refused", status=413, limit=deps.max_body)
             return _too_large(deps.max_body)
         except SignatureError as exc:
+            log.info("review refused", status=401, reason=str(exc))
             return _problem(401, str(exc))
         except ConfigError as exc:
             return _unavailable(str(exc))
         except PayloadError as exc:
+            _refused_payload("review", exc)
             return _problem(422, "ticket history rejected", issues=exc.issues)
         return Response(verdict.model_dump_json(), media_type="application/json")
 
@@ -129,6 +134,12 @@ def create_app(deps: GatewayDeps) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ])
+
+
+def _refused_payload(source: str, exc: PayloadError) -> None:
+    """A 422 in the log: the fields at fault, never their values (a customer's words may be among them)."""
+    log.info("event refused" if source != "review" else "review refused", source=source, status=422,
+             fields=[issue["field"] for issue in exc.issues][:20])
 
 
 def _translate(adapter: Adapter, body: bytes, headers: Mapping[str, str], deps: GatewayDeps) -> TicketEvent | None:
@@ -297,8 +308,30 @@ def from_env() -> Starlette:
 
     from worker.engine import load_policy
 
-    max_body = int(os.environ.get("APOLOGY_GATEWAY_MAX_BODY_BYTES", MAX_BODY_BYTES))
-    return create_app(GatewayDeps(submit, ready, load_policy(cfg.policy), env_secrets(cfg), max_body))
+    policy, secrets = load_policy(cfg.policy), env_secrets(cfg)
+    announce(policy, secrets)
+    return create_app(GatewayDeps(submit, ready, policy, secrets, max_body_bytes()))
+
+
+def max_body_bytes() -> int:
+    """APOLOGY_GATEWAY_MAX_BODY_BYTES, or a ConfigError naming it (`serve` checks it before it binds)."""
+    value = os.environ.get("APOLOGY_GATEWAY_MAX_BODY_BYTES", "").strip()
+    if not value:
+        return MAX_BODY_BYTES
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"APOLOGY_GATEWAY_MAX_BODY_BYTES={value!r}: not a positive whole number of bytes")
+    return int(value)
+
+
+def announce(policy: Policy, secrets: Secrets) -> None:
+    """What this gateway will take, said once at start: the policy, the sources whose secret is set (the rest
+    answer 503), and a warning when the pre-send review takes unsigned requests."""
+    sources = sorted(name for name, adapter in ADAPTERS.items() if secrets(adapter.secret_env))
+    log.info("gateway ready", policy=policy.name, policy_version=policy.version, sources=sources,
+             max_body_bytes=max_body_bytes())
+    if not secrets(INBOUND_SECRET_ENV):
+        log.warning(f"/v1/review takes unsigned requests: set {INBOUND_SECRET_ENV} unless only this host can "
+                    "reach the gateway")
 
 
 def dumps_openapi() -> str:

@@ -334,3 +334,37 @@ def test_the_gateway_is_not_ready_while_redis_is_full(monkeypatch: pytest.Monkey
             answer = client.get("/readyz")
             assert answer.status_code == 503 and answer.json()["detail"] == "the broker is unreachable or full"
         assert client.get("/readyz").status_code == 200
+
+
+def test_refusals_and_the_start_are_logged_without_a_customer_word(policy: Policy, queue: FakeQueue,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """An operator's review (session 18): a 413 or 422 left no log line, and nothing said at start which
+    sources were on or that /v1/review was open. The 422 line names the fields at fault, not their values."""
+    import logging
+
+    import structlog
+
+    from worker import logs
+    from worker.gateway import announce
+
+    logs.configure("json", "INFO")
+    try:
+        announce(policy, lambda env: {"APOLOGY_ZENDESK_SIGNING_SECRET": ZD_SECRET}.get(env, ""))
+        client = make_client(policy, queue, max_body=10_000)
+        payload = fixture("zendesk-comment-added.json")
+        del payload["detail"]["id"]
+        payload["detail"]["description"] = "CUSTOMERWORDS my order is late"
+        body = json.dumps(payload).encode()
+        assert client.post("/v1/events/zendesk", content=body, headers=zendesk_headers(body)).status_code == 422
+        assert client.post("/v1/events/generic", content=b"x" * 20_000).status_code == 413
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    by_event = {(line["event"], line.get("status")): line for line in lines}
+    ready = by_event[("gateway ready", None)]
+    assert ready["sources"] == ["zendesk"] and ready["policy"] == policy.name
+    assert any(line["level"] == "warning" and "APOLOGY_INBOUND_SECRET" in line["event"] for line in lines)
+    assert by_event[("event refused", 422)]["fields"] == ["detail.id"]
+    assert by_event[("event refused", 413)]["source"] == "generic"
+    assert "CUSTOMERWORDS" not in json.dumps(lines)

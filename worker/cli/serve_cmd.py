@@ -19,8 +19,10 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from worker import bootstrap
+    from worker.gateway import max_body_bytes
 
     bootstrap.settings()  # a bad setting stops here with a message naming the variable, before binding
+    max_body_bytes()
     uvicorn.run("worker.gateway:from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
                 access_log=False, log_config=None, proxy_headers=True, server_header=False)
     return 0
