@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import billiard.pool  # type: ignore[import-untyped]
 from celery import Celery, bootsteps, signals
 from kombu.entity import Exchange, Queue
 
@@ -161,6 +162,13 @@ def _queue(name: str) -> Queue:
     """A queue as Celery declares one by default: a direct exchange of the same name."""
     return Queue(name, Exchange(name, type="direct"), routing_key=name)  # type: ignore[no-untyped-call]
 
+
+# A pool process on its way out waits up to 300 x 0.1 s for the main process to read its last result. In a warm
+# shutdown the main process has stopped reading, so a busy worker took 31-33 s to stop (an operator's review,
+# session 18): past Kubernetes' default 30 s grace, whose SIGKILL then left the messages it held to the
+# visibility timeout. The main process restores those itself once its pool is gone; 2 s still covers a pool
+# process recycled while the main process reads, which it does at once.
+billiard.pool.GUARANTEE_MESSAGE_CONSUMPTION_RETRY_LIMIT = 20
 
 read_env_file()  # a worker started by `celery -A worker.app` reads .env as the CLI does
 settings = load_settings()

@@ -273,3 +273,26 @@ def test_a_stopping_worker_sends_the_task_events_it_was_holding(tmp_path: Path) 
             wait_until(lambda: "task-succeeded" in seen.get(last, set()), timeout=8,
                        what="the last task's succeeded event")
         producer.close()
+
+
+def test_a_busy_worker_told_to_stop_stops_inside_a_grace_period(tmp_path: Path) -> None:
+    """SIGTERM to the main process, as Kubernetes and systemd send it, with events queued: each pool process
+    waited 30 s for the main process to read its last result, which it no longer does in a warm shutdown, so
+    a busy worker took 31-34 s to stop (an operator's review, session 18), past Kubernetes' default 30 s
+    grace, whose SIGKILL then left the messages it held to the visibility timeout. The Procfile's worker (with
+    gossip, and the events queues only) showed it; the messages it held go back on the queue."""
+    events = [e for h in conversations() for e in history_events(h, source="stop")]
+    with redis_server(tmp_path) as server:
+        client = redis.Redis.from_url(server.url)
+        producer = create_app(load_settings(broker_url=server.url))
+        stores = bootstrap.stores(load_settings(broker_url=server.url), client)
+        submit_events(events, stores, lambda p: producer.send_task(bootstrap.HANDLE_EVENT, args=[p]))
+        with celery_worker({"APOLOGY_BROKER_URL": server.url}, gossip=True,
+                           extra=("--queues", "apology,apology.backfill")) as worker:
+            wait_until(lambda: client.llen(QUEUE) < len(events) - 300, timeout=60, what="the worker busy")
+            worker.popen.send_signal(signal.SIGTERM)
+            worker.popen.wait(timeout=20)  # inside a 30 s grace period with room to spare
+        left, held = client.llen(QUEUE), client.hlen("unacked")
+        producer.close()
+    assert left > 0, "the stop came too late to prove anything"
+    assert held == 0  # what it had reserved is back on the queue, not waiting for the visibility timeout

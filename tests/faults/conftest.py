@@ -110,10 +110,10 @@ class Cluster:
 
     @contextmanager
     def worker(self, name: str, concurrency: int = 2, pool: str = "prefork",
-               queues: str | None = None) -> Iterator[Proc]:
+               queues: str | None = None, gossip: bool = False) -> Iterator[Proc]:
         extra = ("--queues", queues) if queues else ()
         with celery_worker(self.env, concurrency=concurrency, pool=pool, extra=extra, name=name,
-                           cwd=ROOT) as proc:
+                           cwd=ROOT, gossip=gossip) as proc:
             self.workers.append(proc)
             yield proc
 

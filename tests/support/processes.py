@@ -159,11 +159,12 @@ def venv_bin(name: str) -> str:
 @contextmanager
 def celery_worker(env: dict[str, str], *, concurrency: int = 2, pool: str = "prefork",
                   extra: Sequence[str] = (), name: str = "worker1", cwd: str | Path | None = None,
-                  timeout: float = 60.0, app: str = "worker.app") -> Iterator[Proc]:
-    """A real `celery -A worker.app worker` subprocess, ready once it prints its "ready." line."""
+                  timeout: float = 60.0, app: str = "worker.app", gossip: bool = False) -> Iterator[Proc]:
+    """A real `celery -A worker.app worker` subprocess, ready once it prints its "ready." line. Without gossip
+    and mingle unless asked (they slow a start; the Procfile's workers run with both)."""
+    quiet = () if gossip else ("--without-gossip", "--without-mingle")
     args = [venv_bin("celery"), "-A", app, "worker", "--loglevel", "INFO", "--pool", pool,
-            "--concurrency", str(concurrency), "--hostname", f"{name}@%h", "--without-gossip",
-            "--without-mingle", *extra]
+            "--concurrency", str(concurrency), "--hostname", f"{name}@%h", *quiet, *extra]
     proc = spawn(args, env=python_env(**env), cwd=cwd or Path(__file__).resolve().parents[2])
     try:
         proc.wait_for_line("ready.", timeout=timeout)
