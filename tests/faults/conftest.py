@@ -110,10 +110,10 @@ class Cluster:
 
     @contextmanager
     def worker(self, name: str, concurrency: int = 2, pool: str = "prefork",
-               queues: str | None = None, gossip: bool = False) -> Iterator[Proc]:
+               queues: str | None = None) -> Iterator[Proc]:
         extra = ("--queues", queues) if queues else ()
         with celery_worker(self.env, concurrency=concurrency, pool=pool, extra=extra, name=name,
-                           cwd=ROOT, gossip=gossip) as proc:
+                           cwd=ROOT) as proc:
             self.workers.append(proc)
             yield proc
 
