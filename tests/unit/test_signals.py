@@ -478,6 +478,18 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("empathy", "It's not a big deal, the part ships today.", False),
     ("empathy", "It's been a hard few weeks for your family.", True),
     ("empathy", "Sorry Dave, it's been a nightmare month here with flu going round.", False),
+    # Session 18, the dev half of holdout57.
+    ("blame", "I think there's been a misunderstanding on your part: the nest can't be reached.", True),
+    ("blame", "I think there's been a misunderstanding on our part, so I've rebooked the visit.", False),
+    ("blame", "Our agent would have relied on the information you provided when booking.", True),
+    ("blame", "Our records show the first two appointments were rescheduled at your request.", True),
+    ("blame", "Our records show the appointment was moved by our office.", False),
+    ("blame", "I've moved it this time, but please do it in the app in future.", True),
+    ("blame", "Please let us know in future if the side gate is locked.", False),
+    ("blame", "You signed the variation sheet approving it on the day.", True),
+    ("blame", "That's no fun at all, and none of this is your fault.", False),
+    ("empathy", "I know the timing couldn't be worse with Thanksgiving on Thursday.", True),
+    ("empathy", "The timing of the visit is Thursday between 8 and 10.", False),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
     # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine
