@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -144,7 +145,26 @@ def _refused_payload(source: str, exc: PayloadError) -> None:
 
 def _translate(adapter: Adapter, body: bytes, headers: Mapping[str, str], deps: GatewayDeps) -> TicketEvent | None:
     adapter.authenticate(body, headers, deps.secrets(adapter.secret_env), deps.clock())
-    return adapter.to_event(body, headers)
+    event = adapter.to_event(body, headers)
+    if event is not None and (unfilled := _unfilled_placeholders(event)):
+        raise PayloadError(adapter.source, unfilled)
+    return event
+
+
+# A helpdesk placeholder its trigger or automation did not fill: "{{ticket.id}}", "{{ticket.latest_comment}}".
+_PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z_][\w.]*\s*\}\}")
+
+
+def _unfilled_placeholders(event: TicketEvent) -> list[tuple[str, str]]:
+    """A webhook whose template was sent as typed (an operator's review, session 18: "{{ticket.id}}" was queued
+    as a ticket id and "{{ticket.latest_public_comment}}" judged as a reply). Ids name the placeholder; a body
+    is refused only when it is nothing but one (a reply may quote a template)."""
+    issues = [(name, f"{value!r} is an unfilled helpdesk placeholder: fix the webhook's template")
+              for name, value in (("event_id", event.event_id), ("ticket.id", event.ticket.id),
+                                  ("message.id", event.message.id)) if _PLACEHOLDER.search(value)]
+    if _PLACEHOLDER.fullmatch(event.message.body.strip()):
+        issues.append(("message.body", "an unfilled helpdesk placeholder: fix the webhook's template"))
+    return issues
 
 
 def judge_last_reply(body: bytes, policy: Policy) -> Verdict:

@@ -204,6 +204,27 @@ def test_freshdesk_shared_token(client: TestClient, queue: FakeQueue) -> None:
     assert len(queue.events) == 1
 
 
+def test_a_webhook_template_sent_unfilled_is_422_naming_the_placeholders(client: TestClient,
+                                                                        queue: FakeQueue) -> None:
+    """An operator's review (session 18): a trigger whose placeholders the helpdesk did not fill was queued
+    as ticket "{{ticket.id}}" and its reply "{{ticket.latest_public_comment}}" judged."""
+    payload = fixture("freshdesk-reply.json")
+    payload["ticket"]["id"] = "{{ticket.id}}"
+    payload["conversation"]["body"] = "{{ticket.latest_public_comment}}"
+    body = json.dumps(payload).encode()
+    r = client.post("/v1/events/freshdesk", content=body, headers={"X-Apology-Token": FD_TOKEN})
+    assert r.status_code == 422
+    fields = [issue["field"] for issue in r.json()["issues"]]
+    assert "ticket.id" in fields and "message.body" in fields
+    assert queue.events == []
+    # A reply that only mentions a template is a reply.
+    payload = fixture("freshdesk-reply.json")
+    payload["conversation"]["body"] = "Use {{first_name}} in the macro to greet the customer by name."
+    body = json.dumps(payload).encode()
+    assert client.post("/v1/events/freshdesk", content=body,
+                       headers={"X-Apology-Token": FD_TOKEN}).status_code == 202
+
+
 # -- /v1/events/intercom --------------------------------------------------------------------------------------
 def intercom_headers(body: bytes, secret: str = IC_SECRET) -> dict[str, str]:
     return {"X-Hub-Signature": "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest(),
