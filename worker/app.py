@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from kombu.entity import Exchange, Queue
 from worker import logs
 from worker.broker import BACKFILL_QUEUE, DELIVERY_QUEUE, QUEUE, QUEUES, TRANSPORT
 from worker.consumer import FlushEventsOnShutdown
+from worker.errors import ConfigError
 from worker.settings import Settings, load_settings, read_env_file
 
 
@@ -171,7 +173,13 @@ def _queue(name: str) -> Queue:
 billiard.pool.GUARANTEE_MESSAGE_CONSUMPTION_RETRY_LIMIT = 20
 
 read_env_file()  # a worker started by `celery -A worker.app` reads .env as the CLI does
-settings = load_settings()
+try:
+    settings = load_settings()
+except ConfigError as exc:
+    # Raised while Celery imports this module, it would print 30 lines of import traceback around the one
+    # line that matters; SystemExit is not an Exception, so Celery lets it through and exits 2.
+    sys.stderr.write(f"apology-worker: cannot start the worker: {exc}\n")
+    raise SystemExit(2) from None
 _metrics_dir(settings)
 app = create_app(settings)
 

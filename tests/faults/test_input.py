@@ -112,3 +112,17 @@ def test_a_worker_refuses_to_start_on_a_bad_policy_or_routes_file(tmp_path: Path
         cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "apology-worker: cannot start the worker: " in done.stderr and f"{bad}{expected}" in done.stderr
+
+
+def test_a_worker_refuses_to_start_on_a_bad_setting_in_one_line_not_a_traceback() -> None:
+    """An operator's review (session 18): a setting Settings refuses (here a webhook URL without its signing
+    secret) stopped the worker inside Celery's import of the app, under 30 lines of traceback."""
+    done = subprocess.run(
+        [venv_bin("celery"), "-A", "worker.app", "worker", "--pool", "solo", "--without-mingle"],
+        env=python_env(APOLOGY_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0",
+                       APOLOGY_WEBHOOK_URL="https://hooks.example.com/in"),
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith("apology-worker: cannot start the worker: invalid settings: "
+                                  "APOLOGY_WEBHOOK_URL is set but APOLOGY_WEBHOOK_SECRET is not")
+    assert "Traceback" not in done.stderr
