@@ -397,3 +397,16 @@ def test_start_of_a_cancelled_job_says_so_and_leaves_it_to_resume(
     said = capsys.readouterr().out
     assert f"job {jid} was cancelled: nothing done" in said and f"backfill resume {jid}" in said
     assert "continuing" not in said and store.get(jid).state == "cancelled"  # type: ignore[union-attr]
+
+
+def test_status_of_a_job_whose_producer_stopped_reading_says_there_is_more_and_how_to_go_on(
+        cli: Path, store: JobStore, capsys: pytest.CaptureFixture[str]) -> None:
+    """An operator's review (session 18): after Ctrl-C the list read "3,200/3,200 replies" for an 8,000-reply
+    input and the detail said "reading" with no producer left to read."""
+    from worker.cli import main
+
+    _create(store, "bf-cut")
+    assert main(["backfill", "status"]) == 0
+    assert "bf-cut  reading    0/0+ replies" in capsys.readouterr().out
+    assert main(["backfill", "status", "bf-cut"]) == 0
+    assert "`apology-worker backfill resume bf-cut` continues" in capsys.readouterr().out

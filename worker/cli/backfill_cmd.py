@@ -187,7 +187,8 @@ def run_status(args: argparse.Namespace) -> int:
         for jid in store.jobs():
             job = store.get(jid)
             if job is not None:
-                print(f"{jid}  {job.state:9}  {job.replies_done:,}/{job.replies:,} replies  "
+                total = f"{job.replies:,}" if job.reading_done else f"{job.replies:,}+"  # more to read
+                print(f"{jid}  {job.state:9}  {job.replies_done:,}/{total} replies  "
                       f"{', '.join(Path(f).name for f in job.files)}")
         return 0
     job = store.get(args.job)
@@ -408,6 +409,9 @@ class _Stall:
 def _print_status(job: Job, store: JobStore) -> None:
     total_chunks = job.chunks if job.chunks is not None else f"{job.enqueued}+ (input not read to the end)"
     print(f"job {job.id}: {job.state}")
+    if job.state == "reading":  # only a producer reads on; an interrupted one left the job here
+        print(f"  (the input is read by `backfill start` or `resume`: if neither is running for it, "
+              f"`apology-worker backfill resume {job.id}` continues)")
     print(f"  input:    {', '.join(job.files)}")
     print(f"  policy:   {job.policy or '(default)'} {job.policy_version}")
     print(f"  output:   {'deliveries' + (f' at {job.rate:g}/min' if job.rate else '') if job.deliver else job.output}")
