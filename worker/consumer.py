@@ -53,8 +53,8 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
             try:
                 return handle(message)
             except _UNREADABLE as exc:
-                if getattr(message, "acknowledged", False):  # handled after all; whatever failed, not the body
-                    raise
+                if getattr(message, "acknowledged", False) or _taken(message):
+                    raise  # a request was made of it: whatever failed, it was not the body
                 return self.on_invalid_task(None, message, exc)
 
         return on_task_received
@@ -75,6 +75,14 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
     def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
         _refuse(message, f"invalid task message ({type(exc).__name__}: {exc})")
         message.reject_log_error(log, self.connection_errors)
+
+
+def _taken(message: Any) -> bool:
+    """Whether the worker already holds a request for this message (reserved, running or scheduled)."""
+    from celery.worker import state
+
+    held = (*state.reserved_requests, *state.active_requests, *state.scheduled_requests)
+    return any(getattr(request, "message", None) is message for request in held)
 
 
 def _refuse(message: Any, reason: str) -> None:

@@ -346,10 +346,17 @@ def max_body_bytes() -> int:
 def announce(policy: Policy, secrets: Secrets) -> None:
     """What this gateway will take, said once at start: the policy, the sources whose secret is set (the rest
     answer 503), and a warning when the pre-send review takes unsigned requests."""
-    sources = sorted(name for name, adapter in ADAPTERS.items() if secrets(adapter.secret_env))
+    sources = []
+    for name, adapter in sorted(ADAPTERS.items()):
+        try:
+            if secrets(adapter.secret_env):
+                sources.append(name)
+        except OSError as exc:  # a _FILE not mounted yet: that source answers 503 until it is, as before
+            log.warning("source secret unreadable; the source answers 503", source=name,
+                        variable=adapter.secret_env + "_FILE", error=type(exc).__name__)
     log.info("gateway ready", policy=policy.name, policy_version=policy.version, sources=sources,
              max_body_bytes=max_body_bytes())
-    if not secrets(INBOUND_SECRET_ENV):
+    if "generic" not in sources:  # the generic source and /v1/review share the inbound secret
         log.warning(f"/v1/review takes unsigned requests: set {INBOUND_SECRET_ENV} unless only this host can "
                     "reach the gateway")
 
