@@ -199,7 +199,8 @@ def test_cancelled_chunks_are_skipped(store: JobStore, tmp_path: Path, policy: P
     assert process_chunk("nope", 0, deps) == "missing"
 
 
-def test_deliveries_are_routed_under_the_rate(store: JobStore, tmp_path: Path, policy: Policy) -> None:
+def test_deliveries_are_routed_under_the_rate(store: JobStore, tmp_path: Path, policy: Policy,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     from worker.routing import IMPLICIT_TARGET, build_router
 
     history = write_history(tmp_path / "h.jsonl", tickets=20)
@@ -214,6 +215,12 @@ def test_deliveries_are_routed_under_the_rate(store: JobStore, tmp_path: Path, p
     assert sent and all(j["target"] == IMPLICIT_TARGET for j, _ in sent)
     assert [round(d, 6) for _, d in sent] == [round(i * 0.1, 6) for i in range(len(sent))]
     assert len({j["delivery_id"] for j, _ in sent}) == len(sent)
+    # Its status says judged is not delivered (an operator's review, session 18, read "done" as delivered).
+    from worker.cli.backfill_cmd import _print_status
+
+    _print_status(job, store)
+    assert "delivery: every verdict is judged and its deliveries queued; they go out at 600/min" in \
+        capsys.readouterr().out
 
 
 def test_backfill_deliveries_are_journalled_due_at_their_slot_and_chunks_settled(

@@ -418,6 +418,10 @@ def _print_status(job: Job, store: JobStore) -> None:
     print(f"  chunks:   {job.done} done of {total_chunks} ({job.chunk_replies} replies each)")
     about = "" if job.state == "done" else " (estimated until every chunk is judged)"
     print(f"  replies:  {job.replies_done:,} judged of {job.replies:,}{about}; {job.verdicts:,} verdicts")
+    if job.deliver and job.state == "done":  # judged is not delivered: the deliveries drain at their own pace
+        pace = f" at {job.rate:g}/min" if job.rate else ""
+        print(f"  delivery: every verdict is judged and its deliveries queued; they go out{pace} on the deliverer "
+              "(failures: `apology-worker dead-letters list`)")
     if job.position:
         print(f"  read to:  {job.position}")
     if job.failed:
