@@ -76,7 +76,7 @@ def create_app(deps: GatewayDeps) -> Starlette:
             log.error("source not configured", source=adapter.source, reason=str(exc))
             return _unavailable(str(exc))
         except PayloadError as exc:
-            _refused_payload(adapter.source, exc)
+            _refused_payload("event refused", exc, source=adapter.source)
             return _problem(422, f"{adapter.source} payload rejected", issues=exc.issues)
         if event is None:
             return JSONResponse({"status": "ignored"}, status_code=200)
@@ -112,7 +112,7 @@ def create_app(deps: GatewayDeps) -> Starlette:
         except ConfigError as exc:
             return _unavailable(str(exc))
         except PayloadError as exc:
-            _refused_payload("review", exc)
+            _refused_payload("review refused", exc, source="review")
             return _problem(422, "ticket history rejected", issues=exc.issues)
         return Response(verdict.model_dump_json(), media_type="application/json")
 
@@ -137,10 +137,9 @@ def create_app(deps: GatewayDeps) -> Starlette:
     ])
 
 
-def _refused_payload(source: str, exc: PayloadError) -> None:
+def _refused_payload(event: str, exc: PayloadError, **where: str) -> None:
     """A 422 in the log: the fields at fault, never their values (a customer's words may be among them)."""
-    log.info("event refused" if source != "review" else "review refused", source=source, status=422,
-             fields=[issue["field"] for issue in exc.issues][:20])
+    log.info(event, **where, status=422, fields=[issue["field"] for issue in exc.issues][:20])
 
 
 def _translate(adapter: Adapter, body: bytes, headers: Mapping[str, str], deps: GatewayDeps) -> TicketEvent | None:
@@ -328,9 +327,9 @@ def from_env() -> Starlette:
 
     from worker.engine import load_policy
 
-    policy, secrets = load_policy(cfg.policy), env_secrets(cfg)
-    announce(policy, secrets)
-    return create_app(GatewayDeps(submit, ready, policy, secrets, max_body_bytes()))
+    policy, secrets, max_body = load_policy(cfg.policy), env_secrets(cfg), max_body_bytes()
+    announce(policy, secrets, max_body)
+    return create_app(GatewayDeps(submit, ready, policy, secrets, max_body))
 
 
 def max_body_bytes() -> int:
@@ -343,7 +342,7 @@ def max_body_bytes() -> int:
     return int(value)
 
 
-def announce(policy: Policy, secrets: Secrets) -> None:
+def announce(policy: Policy, secrets: Secrets, max_body: int = MAX_BODY_BYTES) -> None:
     """What this gateway will take, said once at start: the policy, the sources whose secret is set (the rest
     answer 503), and a warning when the pre-send review takes unsigned requests."""
     sources = []
@@ -355,7 +354,7 @@ def announce(policy: Policy, secrets: Secrets) -> None:
             log.warning("source secret unreadable; the source answers 503", source=name,
                         variable=adapter.secret_env + "_FILE", error=type(exc).__name__)
     log.info("gateway ready", policy=policy.name, policy_version=policy.version, sources=sources,
-             max_body_bytes=max_body_bytes())
+             max_body_bytes=max_body)
     if "generic" not in sources:  # the generic source and /v1/review share the inbound secret
         log.warning(f"/v1/review takes unsigned requests: set {INBOUND_SECRET_ENV} unless only this host can "
                     "reach the gateway")

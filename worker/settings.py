@@ -15,7 +15,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.egress import parse_allowlist
@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     # 0 is none: an empty value is ignored (env_ignore_empty), so the Procfile's deliverer says 0 to keep the
     # worker's port in .env for the worker alone.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _no_port(cls, port: int | None) -> int | None:
+        return port or None
 
     # Conversation memory and deduplication.
     memory_messages: int = Field(default=50, ge=2, le=500)
@@ -140,8 +145,6 @@ class Settings(BaseSettings):
             value: SecretStr | None = getattr(self, name)
             if value is not None:
                 _check_whsec(name, value.get_secret_value())
-        if self.metrics_port == 0:
-            object.__setattr__(self, "metrics_port", None)
         _check_redis_url("broker_url", self.broker_url, _BROKER_SCHEMES)
         if self.store_url is not None:
             _check_redis_url("store_url", self.store_url, _STORE_SCHEMES)
