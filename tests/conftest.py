@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
 
 from tests.support.processes import RedisServer, redis_server
+from worker import logs
 from worker.engine import Policy, load_policy
 from worker.models import Author, Message, Ticket
 
@@ -46,3 +52,15 @@ def redis_srv(tmp_path: Path) -> Iterator[RedisServer]:
     """A real redis-server on a free port with append-only persistence, stopped after the test."""
     with redis_server(tmp_path) as server:
         yield server
+
+
+@contextmanager
+def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The service's JSON log lines at INFO, and a reader of those written so far; the defaults come back after.
+    Entered in the test's body: the log handler takes the stderr capsys gives the test's call, not its setup."""
+    logs.configure("json", "INFO")
+    try:
+        yield lambda: [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()

@@ -19,6 +19,7 @@ import pytest
 from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
+from tests.conftest import json_logs
 from tests.support.payloads import fixture, fixture_bytes
 from tests.support.processes import redis_full
 from worker.engine import Policy
@@ -361,15 +362,9 @@ def test_refusals_and_the_start_are_logged_without_a_customer_word(policy: Polic
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """An operator's review (session 18): a 413 or 422 left no log line, and nothing said at start which
     sources were on or that /v1/review was open. The 422 line names the fields at fault, not their values."""
-    import logging
-
-    import structlog
-
-    from worker import logs
     from worker.gateway import announce
 
-    logs.configure("json", "INFO")
-    try:
+    with json_logs(capsys) as read:
         announce(policy, lambda env: {"APOLOGY_ZENDESK_SIGNING_SECRET": ZD_SECRET}.get(env, ""))
         client = make_client(policy, queue, max_body=10_000)
         payload = fixture("zendesk-comment-added.json")
@@ -378,10 +373,7 @@ def test_refusals_and_the_start_are_logged_without_a_customer_word(policy: Polic
         body = json.dumps(payload).encode()
         assert client.post("/v1/events/zendesk", content=body, headers=zendesk_headers(body)).status_code == 422
         assert client.post("/v1/events/generic", content=b"x" * 20_000).status_code == 413
-        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    finally:
-        structlog.reset_defaults()
-        logging.getLogger().handlers.clear()
+        lines = read()
     by_event = {(line["event"], line.get("status")): line for line in lines}
     ready = by_event[("gateway ready", None)]
     assert ready["sources"] == ["zendesk"] and ready["policy"] == policy.name

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import logging
-
 import pytest
-import structlog
 
+from tests.conftest import json_logs
 from worker import logs
 
 
@@ -25,18 +22,13 @@ def test_redaction(text: str, expected: str) -> None:
 
 
 def test_lines_are_json_with_context_and_without_bodies(capsys: pytest.CaptureFixture[str]) -> None:
-    logs.configure("json", "INFO")
-    try:
+    with json_logs(capsys) as lines:
         log = logs.get_logger("test")
         with logs.task_context(task_id="t-1"):
             logs.bind(event_id="zendesk:e1", ticket_id="T1", message_id="m1")
             log.info("reply judged", body="I'm sorry, Dana (dana@example.com)", note="mail dana@example.com")
         log.info("after")
-        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    finally:
-        structlog.reset_defaults()
-        logging.getLogger().handlers.clear()
-    first, after = lines
+        first, after = lines()
     assert first["event"] == "reply judged"
     assert (first["task_id"], first["event_id"], first["ticket_id"], first["message_id"]) == (
         "t-1", "zendesk:e1", "T1", "m1")
