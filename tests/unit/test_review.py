@@ -132,6 +132,8 @@ def test_review_cli_names_a_malformed_line_and_reviews_the_rest(tmp_path: Path,
     captured = capsys.readouterr()
     assert f"{path}:2: skipped:" in captured.err and f"{path}:3: skipped: not valid JSON" in captured.err
     assert len(captured.out.splitlines()) == 2
+    # A lint in CI that could not read all of its input says so, even when a finding reached --fail-on.
+    assert main(["review", str(path), "--fail-on", "info"]) == 3
 
 
 def test_review_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

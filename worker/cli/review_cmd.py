@@ -1,6 +1,8 @@
 """`apology-worker review FILE...`: judge ticket history files in process (no broker needed).
 
 Exit codes: 0 reviewed; 1 a finding reached --fail-on; 2 usage or policy error; 3 some lines unreadable.
+Unreadable lines win over --fail-on: a lint that could not read its whole input has not passed or failed
+on its findings alone, and CI should say so.
 """
 
 from __future__ import annotations
@@ -62,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
                       + (f"; {unread} not read (in a language the policy does not read)" if unread else "")
                       + (f"; [red]{bad_lines} unreadable {'line' if bad_lines == 1 else 'lines'}[/]"
                          if bad_lines else ""))
-    if args.fail_on and worst >= SEVERITY_RANK[args.fail_on]:
-        return 1
-    return 3 if bad_lines else 0
+    if bad_lines:
+        return 3
+    return 1 if args.fail_on and worst >= SEVERITY_RANK[args.fail_on] else 0
 
 
 def _print_verdict(console: Console, verdict: Verdict, history: TicketHistory) -> None:
