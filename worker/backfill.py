@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from worker.engine import Policy, review_history, reviewable
 from worker.errors import ApologyWorkerError
 from worker.exports import detect_format, read_export
-from worker.history import describe_json_error
+from worker.history import IgnoredKeys, describe_json_error
 from worker.models import Ticket, TicketHistory, Verdict, one_line
 
 CHUNK_REPLIES = 2000
@@ -161,13 +161,16 @@ def _open_binary(path: str) -> io.BufferedIOBase:
 
 
 def _canonical_lines(path: str) -> Iterator[RawTicket]:
+    keys = IgnoredKeys(path)
     with _open_binary(path) as fh:
         for n, line in enumerate(fh, start=1):
             if n == 1:
                 line = line.removeprefix(_BOM)
             line = line.strip()
             if line:
+                keys.see(n, line)
                 yield RawTicket(path, str(n), line, line.count(_AGENT))
+    keys.report()
 
 
 def _parsed(path: str, policy: Policy) -> Iterator[RawTicket | BadLine]:

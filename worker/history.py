@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from worker.models import TicketHistory
+from worker.models import Author, Message, Ticket, TicketHistory
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +43,12 @@ def open_text(path: str) -> IO[str]:
 
 def parse_history_lines(lines: Iterable[str], name: str) -> Iterator[HistoryLine]:
     """Canonical history lines from any line source, numbered from 1 for `name:line` locations."""
+    keys = IgnoredKeys(name)
     for n, line in enumerate(lines, start=1):
         if line.strip():
+            keys.see(n, line)
             yield parse_history_line(line, f"{name}:{n}")
+    keys.report()
 
 
 def parse_history_line(line: str, location: str) -> HistoryLine:
@@ -74,6 +78,58 @@ def describe_validation_error(exc: ValidationError) -> str:
         parts.append(f"{loc}: {err['msg']}")
     more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
     return "; ".join(parts) + more
+
+
+_CHECKED_LINES = 50  # a file's keys are its exporter's: its first lines show them
+
+
+def ignored_keys(data: object) -> list[str]:
+    """The keys of one history line that the canonical shape does not read, as dotted paths. The models
+    ignore unknown keys, as they must for helpdesk payloads, so without this a typo (`created` for
+    `created_at`) would silently cost every reply its response time."""
+    found: list[str] = []
+
+    def check(obj: object, model: type[BaseModel], where: str) -> None:
+        if isinstance(obj, dict):
+            found.extend(f"{where}.{key}" if where else str(key) for key in obj if key not in model.model_fields)
+
+    if isinstance(data, dict):
+        check(data, TicketHistory, "")
+        check(data.get("ticket"), Ticket, "ticket")
+        messages = data.get("messages")
+        for message in messages if isinstance(messages, list) else ():
+            check(message, Message, "messages[]")
+            if isinstance(message, dict):
+                check(message.get("author"), Author, "messages[].author")
+    return list(dict.fromkeys(found))
+
+
+class IgnoredKeys:
+    """Reads a file's first lines for keys the canonical shape ignores and names them once, on stderr, as
+    `file: note: ...` beside the `file:line: skipped: ...` lines (a line with only unknown keys still loads)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.first_seen: dict[str, int] = {}
+        self.reported = False
+
+    def see(self, n: int, line: str | bytes) -> None:
+        if n > _CHECKED_LINES:
+            self.report()  # now, not when a file of millions of lines ends
+            return
+        try:
+            data = json.loads(line)
+        except ValueError:
+            return  # the line's own error says what is wrong with it
+        for key in ignored_keys(data):
+            self.first_seen.setdefault(key, n)
+
+    def report(self) -> None:
+        if self.first_seen and not self.reported:
+            self.reported = True
+            keys = ", ".join(f"{key} (line {n})" for key, n in self.first_seen.items())
+            print(f"{self.name}: note: ignored keys the canonical history shape does not have: {keys}",
+                  file=sys.stderr)
 
 
 class Skipped(list[HistoryLine]):

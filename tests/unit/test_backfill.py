@@ -60,6 +60,19 @@ def test_canonical_lines_go_to_the_worker_as_read(tmp_path: Path, policy: Policy
     assert [t.data for t in raw if isinstance(t, RawTicket)] == history.read_bytes().splitlines()
 
 
+def test_keys_the_canonical_shape_ignores_are_named_once(tmp_path: Path, policy: Policy,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    history = write_history(tmp_path / "h.jsonl", tickets=80)
+    lines = history.read_text().splitlines()
+    typo = json.loads(lines[2])
+    typo["messages"][0]["sent_at"] = "2026-01-01T00:00:00Z"
+    lines[2] = json.dumps(typo)
+    history.write_text("\n".join(lines) + "\n")
+    assert len(list(read_tickets([str(history)], policy))) == 80  # every ticket still goes to the workers
+    assert capsys.readouterr().err.splitlines() == [
+        f"{history}: note: ignored keys the canonical history shape does not have: messages[].sent_at (line 3)"]
+
+
 def test_chunking_is_deterministic(tmp_path: Path, policy: Policy) -> None:
     history = write_history(tmp_path / "h.jsonl", tickets=120)
     first = [c.encode() for c in _chunks(history, policy, 40) if isinstance(c, Chunk)]

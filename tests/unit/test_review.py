@@ -136,6 +136,29 @@ def test_review_cli_names_a_malformed_line_and_reviews_the_rest(tmp_path: Path,
     assert main(["review", str(path), "--fail-on", "info"]) == 3
 
 
+def test_review_names_keys_the_canonical_shape_ignores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # An exporter's typo (`created` for `created_at`) loads, and would cost every reply its response time unsaid.
+    good = EXAMPLE.read_text().splitlines()[0]
+    typo = json.loads(good)
+    typo["ticket"]["assignee"] = "lee"
+    for message in typo["messages"]:
+        message["created"] = message.pop("created_at", None)
+        if message.get("author"):
+            message["author"]["email"] = "x@example.org"
+    path = tmp_path / "h.jsonl"
+    path.write_text(f"{good}\n{json.dumps(typo)}\n")
+    assert main(["review", str(path), "--format", "jsonl"]) == 0
+    captured = capsys.readouterr()
+    verdicts = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(verdicts) == 2 and verdicts[0]["signals"]["response_minutes"] is not None
+    assert verdicts[1]["signals"]["response_minutes"] is None  # what the note is there to explain
+    notes = [line for line in captured.err.splitlines() if ": note: " in line]
+    assert notes == [f"{path}: note: ignored keys the canonical history shape does not have: ticket.assignee "
+                     "(line 2), messages[].created (line 2), messages[].author.email (line 2)"]
+    assert main(["review", str(EXAMPLE), "--format", "jsonl"]) == 0
+    assert ": note: " not in capsys.readouterr().err
+
+
 def test_review_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import io
     import sys
