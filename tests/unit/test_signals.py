@@ -497,6 +497,12 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("empathy", "I know the timing couldn't be worse with Thanksgiving on Thursday.", True),
     ("empathy", "The timing of the visit is Thursday between 8 and 10.", False),
     ("empathy", "The worst time to call is Monday morning, so try after 2pm.", False),
+    # Session 19, the dev halves of holdout60-62.
+    ("blame", "Warranty doesn't cover it. In future, please replace the batteries promptly when the app asks.", True),
+    ("blame", "Someone 21+ has to sign, so please make sure you're home next time.", True),
+    ("blame", "Next time, please let us know and we'll collect it from the porch.", False),
+    ("blame", "In future, please book in the app: it's 10% cheaper than by phone.", False),
+    ("blame", "Please make sure the code is on the box; next time we'll ship it with the label attached.", False),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
     # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine
