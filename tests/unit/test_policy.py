@@ -112,6 +112,25 @@ def test_version_is_a_content_hash(tmp_path: Path) -> None:
     assert load_policy(write(tmp_path, RULE)).version == a.version
 
 
+def test_a_compiled_lexicon_is_shared_only_by_policies_with_the_same_entries(tmp_path: Path) -> None:
+    """Policies that differ in rules share one compiled lexicon; an edited lexicon entry is never served stale."""
+    from worker.engine import policy as policy_module
+
+    base = load_policy("liability-aware")
+    assert load_policy("no-apology").lexicon is base.lexicon  # the presets differ in rules, not entries
+    edited = "name: t\nextends: liability-aware\nlexicon:\n  blame:\n    patterns: ['zorbly']\n"
+    path = write(tmp_path, edited)
+    first = load_policy(path)
+    assert first.lexicon is not base.lexicon
+    reply, earlier = agent("Your order is zorbly."), [customer("Where is my order?")]
+    assert review_reply(reply, earlier, ticket(), first).signals.blame
+    write(tmp_path, edited.replace("zorbly", "quaxle"))
+    second = load_policy(path)
+    assert second.lexicon is not first.lexicon
+    assert not review_reply(reply, earlier, ticket(), second).signals.blame
+    assert len(policy_module._LEXICONS) <= policy_module._LEXICONS_KEPT
+
+
 def test_override_by_tag_changes_severity_and_is_named(tmp_path: Path) -> None:
     policy = load_policy(ROOT / "config" / "policy.yaml")
     earlier = [customer("My parcel is late.")]

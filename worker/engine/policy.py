@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import string
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,7 +291,7 @@ def load_policy(name_or_path: str | os.PathLike[str] | None = None) -> Policy:
     reply_data, reply_hash = _read_model(lexicon_data.get("reply_model"), ("lexicon", "reply_model"),
                                          "reply model", sources, problems)
     try:
-        lexicon = compile_lexicon(lexicon_data, model_data, reply_data)
+        lexicon = _compiled(lexicon_data, model_data, model_hash, reply_data, reply_hash)
     except LexiconError as exc:
         key = ("lexicon", *exc.path.split("."))
         problems.append(_where(*_owner(sources, key[:2]), key, str(exc)))
@@ -311,6 +312,29 @@ def load_policy(name_or_path: str | os.PathLike[str] | None = None) -> Policy:
         weights={str(k): v for k, v in merged.scoring.weights.items()}, exemptions=tuple(merged.exemptions),
         review_private_notes=merged.review_private_notes, spec=merged, languages=tuple(merged.languages),
     )
+
+
+# Compiled lexicons by content. Building the RE2 sets and models takes seconds, and policies that differ only
+# in rules, thresholds, overrides or languages (a team's file extending a preset, `policy test`, a reload of
+# an edited rule) compile the same lexicon. Bounded, so a long-lived process that reloads keeps a few at most.
+_LEXICONS: OrderedDict[str, Lexicon] = OrderedDict()
+_LEXICONS_KEPT = 4
+
+
+def _compiled(data: Mapping[str, Any], model_data: Mapping[str, Any] | None, model_hash: str | None,
+              reply_data: Mapping[str, Any] | None, reply_hash: str | None) -> Lexicon:
+    """The lexicon compiled, or the one compiled before from the same entries and model files (read-only
+    once built, so policies may share it)."""
+    key = hashlib.sha256(json.dumps([data, model_hash, reply_hash], sort_keys=True, separators=(",", ":"))
+                         .encode()).hexdigest()
+    if key in _LEXICONS:
+        _LEXICONS.move_to_end(key)
+        return _LEXICONS[key]
+    lexicon = compile_lexicon(data, model_data, reply_data)
+    _LEXICONS[key] = lexicon
+    if len(_LEXICONS) > _LEXICONS_KEPT:
+        _LEXICONS.popitem(last=False)
+    return lexicon
 
 
 def _extend(parent: PolicyFile, child: PolicyFile) -> PolicyFile:
