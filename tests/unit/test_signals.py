@@ -503,6 +503,14 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("blame", "Next time, please let us know and we'll collect it from the porch.", False),
     ("blame", "In future, please book in the app: it's 10% cheaper than by phone.", False),
     ("blame", "Please make sure the code is on the box; next time we'll ship it with the label attached.", False),
+    # Session 19, the dev halves of holdout63-68.
+    ("blame", "We've asked you for the tax form twice already, and payouts are on hold until it arrives.", True),
+    ("blame", "I've asked the warehouse twice already, and I'll chase again today.", False),
+    ("blame", "That's our policy, and it isn't up for debate at the counter.", True),
+    ("blame", "Nearly all sticking valves are caused by a lack of oiling.", True),
+    ("blame", "Nearly all the delays this week were caused by the storm, and I'm sorry yours was one.", False),
+    ("blame", "Calling us every day won't make it any quicker.", True),
+    ("blame", "Don't worry, a second email won't make it any slower: you keep your place in the queue.", False),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
     # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine
