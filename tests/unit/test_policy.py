@@ -129,6 +129,10 @@ def test_a_compiled_lexicon_is_shared_only_by_policies_with_the_same_entries(tmp
     assert second.lexicon is not first.lexicon
     assert not review_reply(reply, earlier, ticket(), second).signals.blame
     assert len(policy_module._LEXICONS) <= policy_module._LEXICONS_KEPT
+    # An unquoted YAML date is no phrase: named with its line, as before there was a cache to key.
+    write(tmp_path, "name: t\nextends: liability-aware\nlexicon:\n  blame:\n    phrases: [2024-01-01]\n")
+    with pytest.raises(PolicyError, match=r"policy.yaml:4: lexicon.blame.phrases\[0\]: .*non-empty string"):
+        load_policy(path)
 
 
 def test_override_by_tag_changes_severity_and_is_named(tmp_path: Path) -> None:

@@ -498,7 +498,7 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("empathy", "The timing of the visit is Thursday between 8 and 10.", False),
     ("empathy", "The worst time to call is Monday morning, so try after 2pm.", False),
     # Session 19, the dev halves of holdout60-62.
-    ("blame", "Warranty doesn't cover it. In future, please replace the batteries promptly when the app asks.", True),
+    ("blame", "The address was wrong. Next time please double-check your details before paying.", True),
     ("blame", "Someone 21+ has to sign, so please make sure you're home next time.", True),
     ("blame", "Next time, please let us know and we'll collect it from the porch.", False),
     ("blame", "In future, please book in the app: it's 10% cheaper than by phone.", False),
@@ -508,8 +508,21 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("blame", "I've asked the warehouse twice already, and I'll chase again today.", False),
     ("blame", "That's our policy, and it isn't up for debate at the counter.", True),
     ("blame", "Nearly all sticking valves are caused by a lack of oiling.", True),
+    # A review's everyday sentences, none of them blame.
+    ("blame", "Going forward, please check the app for your new delivery slot.", False),
+    ("blame", "For future reference, please keep this ticket number handy.", False),
+    ("blame", "Please remember to claim your free coffee next time you're in store!", False),
+    ("blame", "We've told you about the delay and will update you twice a day until it ships.", False),
+    ("blame", "I've emailed you both invoices, as you were charged twice and both are now refunded.", False),
+    ("blame", "Your safety is non-negotiable for us, so we've recalled the whole batch.", False),
+    ("blame", "Your refund is not up for debate: it's approved and on its way.", False),
+    ("blame", "Almost all of these errors are caused by incorrect settings on our server, now fixed.", False),
+    ("blame", "Nearly every delay this month was due to poor weather at the depot.", False),
+    ("blame", "Upgrading your plan won't make the download faster, since the limit is on our server.", False),
+    ("blame", "You were right, the email said so, and I've applied the 20% off.", False),
     ("blame", "Nearly all the delays this week were caused by the storm, and I'm sorry yours was one.", False),
     ("blame", "Calling us every day won't make it any quicker.", True),
+    ("blame", "Comparing us to other platforms won't make it faster.", True),
     ("blame", "Don't worry, a second email won't make it any slower: you keep your place in the queue.", False),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:

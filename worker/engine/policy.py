@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import string
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -319,22 +320,25 @@ def load_policy(name_or_path: str | os.PathLike[str] | None = None) -> Policy:
 # an edited rule) compile the same lexicon. Bounded, so a long-lived process that reloads keeps a few at most.
 _LEXICONS: OrderedDict[str, Lexicon] = OrderedDict()
 _LEXICONS_KEPT = 4
+_LEXICONS_LOCK = threading.Lock()  # a thread pool's tasks may load policies at once; one compiles, the rest wait
 
 
 def _compiled(data: Mapping[str, Any], model_data: Mapping[str, Any] | None, model_hash: str | None,
               reply_data: Mapping[str, Any] | None, reply_hash: str | None) -> Lexicon:
     """The lexicon compiled, or the one compiled before from the same entries and model files (read-only
     once built, so policies may share it)."""
-    key = hashlib.sha256(json.dumps([data, model_hash, reply_hash], sort_keys=True, separators=(",", ":"))
-                         .encode()).hexdigest()
-    if key in _LEXICONS:
+    # YAML reads some scalars as other types (an unquoted date): tagged with their type, so a date never shares
+    # a key with the same text quoted, and compile_lexicon still names the entry that is not a string.
+    key = hashlib.sha256(json.dumps([data, model_hash, reply_hash], sort_keys=True, separators=(",", ":"),
+                                    default=lambda o: {"!": type(o).__name__, "v": repr(o)}).encode()).hexdigest()
+    with _LEXICONS_LOCK:
+        lexicon = _LEXICONS.get(key)
+        if lexicon is None:
+            lexicon = _LEXICONS[key] = compile_lexicon(data, model_data, reply_data)
+            if len(_LEXICONS) > _LEXICONS_KEPT:
+                _LEXICONS.popitem(last=False)
         _LEXICONS.move_to_end(key)
-        return _LEXICONS[key]
-    lexicon = compile_lexicon(data, model_data, reply_data)
-    _LEXICONS[key] = lexicon
-    if len(_LEXICONS) > _LEXICONS_KEPT:
-        _LEXICONS.popitem(last=False)
-    return lexicon
+        return lexicon
 
 
 def _extend(parent: PolicyFile, child: PolicyFile) -> PolicyFile:
