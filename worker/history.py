@@ -110,8 +110,7 @@ class IgnoredKeys:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.first_seen: dict[str, int] = {}
-        self.reported = False
+        self.first_seen: dict[str, int] = {}  # emptied once named: past the first lines nothing is added
 
     def see(self, n: int, line: str | bytes) -> None:
         if n > _CHECKED_LINES:
@@ -125,11 +124,11 @@ class IgnoredKeys:
             self.first_seen.setdefault(key, n)
 
     def report(self) -> None:
-        if self.first_seen and not self.reported:
-            self.reported = True
+        if self.first_seen:
             keys = ", ".join(f"{key} (line {n})" for key, n in self.first_seen.items())
             print(f"{self.name}: note: ignored keys the canonical history shape does not have: {keys}",
                   file=sys.stderr)
+            self.first_seen.clear()
 
 
 class Skipped(list[HistoryLine]):
