@@ -176,10 +176,7 @@ def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int
         event = parse_event(payload)
     except EventError as exc:
         raw = payload if isinstance(payload, str | bytes) else json.dumps(payload, default=str)
-        letter = deps.stores.add_dead_letter("event", str(exc), raw, settles=_journalled(payload))
-        log.warning("event rejected", reason=str(exc), dead_letter=letter)
-        metrics.EVENTS.labels("rejected").inc()
-        return EventOutcome("rejected", dead_letter=letter)
+        return _reject(str(exc), raw, deps, _journalled(payload))
 
     line.key = f"{event.source}:{event.event_id}"
     try:
@@ -187,6 +184,25 @@ def handle_event(payload: str | bytes | dict[str, Any], deps: Deps, attempt: int
     finally:
         line.mark("done")
         line.flush()
+
+
+def reject_call(args: Sequence[Any], kwargs: dict[str, Any], deps: Deps) -> EventOutcome:
+    """Dead-letter an event task whose message does not fit `(payload[, busy])`: a producer in another
+    language that names the argument, or sends none or several, would otherwise fail inside Celery, and
+    the event would be lost with nothing but a log line to say so."""
+    names = ", ".join(sorted(kwargs)) or "none"
+    reason = (f"wrong task arguments: the event task takes (payload) or (payload, busy); it was sent "
+              f"{len(args)} positional argument(s) and keyword(s): {names}")
+    candidates = [*args, *kwargs.values()]
+    settles = _journalled(candidates[0]) if len(candidates) == 1 else None
+    return _reject(reason, json.dumps({"args": list(args), "kwargs": kwargs}, default=str), deps, settles)
+
+
+def _reject(reason: str, raw: str | bytes, deps: Deps, settles: tuple[Kind, str] | None) -> EventOutcome:
+    letter = deps.stores.add_dead_letter("event", reason, raw, settles=settles)
+    log.warning("event rejected", reason=reason, dead_letter=letter)
+    metrics.EVENTS.labels("rejected").inc()
+    return EventOutcome("rejected", dead_letter=letter)
 
 
 def _handle(event: TicketEvent, deps: Deps, attempt: int, line: Timeline, owner: str | None) -> EventOutcome:

@@ -52,7 +52,14 @@ def _warm_in_process(sender: Any = None, **_: Any) -> None:
 
 @app.task(name=bootstrap.HANDLE_EVENT, bind=True, max_retries=None, autoretry_for=(SoftTimeLimitExceeded,),
           retry_backoff=True)
-def handle_event(self: Task, payload: Any, busy: int = 0) -> str:
+def handle_event(self: Task, *args: Any, **kwargs: Any) -> str:
+    # Takes (payload, busy=0). Any other shape is a malformed event, dead-lettered like one (a signature
+    # mismatch would fail inside Celery and lose the event).
+    try:
+        payload, busy = _event_arguments(*args, **kwargs)
+    except TypeError:
+        with logs.task_context(task_id=self.request.id):
+            return through_outages(lambda: pipeline.reject_call(args, kwargs, _deps())).status
     # Waits for another worker's claim on the event are retries too, but they must not use up the reply's
     # order-wait attempts: `busy` counts them. The claim is in the task's name (its id), so this task run again
     # after a failure that left its claim behind (a Redis restart, a lost worker) takes it back at once.
@@ -79,6 +86,12 @@ def deliver(self: Task, job: dict[str, Any]) -> str:
     if outcome.status in ("throttled", "busy"):
         return _finish(self, outcome.status, outcome.retry_in, args=[{**job, "throttled": throttled + 1}])
     return _finish(self, outcome.status, outcome.retry_in)
+
+
+def _event_arguments(payload: Any, busy: int = 0) -> tuple[Any, int]:
+    if not isinstance(busy, int):
+        raise TypeError("busy must be an int")
+    return payload, busy
 
 
 def through_outages(run: Callable[[], T]) -> T:

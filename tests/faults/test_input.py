@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.processes import free_port, python_env, venv_bin, wait_until
+from worker import bootstrap
 from worker.models import Message, TicketEvent
 
 from .conftest import Cluster, assert_exactly_once, counts, events
@@ -47,27 +49,38 @@ def test_poison_events_are_dead_lettered_with_a_reason_or_handled_and_the_rest_p
         "HTML entity flood": _event(base, "html-entities", format="html", body="&amp;" * 100_000 + "<p>sorry"),
         "50,000-character reply": _event(base, "long", body=("Sorry for any inconvenience. " * 1800)[:50_000]),
     }
+    # Task messages that do not fit the event task's (payload[, busy]), as a producer in another language
+    # might send them: dead-lettered like a malformed event, not failed inside Celery and lost.
+    miscalls: dict[str, dict[str, Any]] = {
+        "a named argument": {"kwargs": {"event": _event(base, "named")}},
+        "no argument": {"args": []},
+        "three arguments": {"args": [_event(base, "three"), 0, "extra"]},
+        "a busy count that is no number": {"args": [_event(base, "busy")], "kwargs": {"busy": "zero"}},
+    }
     with cluster.worker("w") as worker:
         for payload in rejected.values():
             cluster.send_event(payload)
+        for call in miscalls.values():
+            cluster.producer.send_task(bootstrap.HANDLE_EVENT, **call)
         for payload in handled.values():
             cluster.send_event(payload)
         cluster.submit(good)
-        wait_until(lambda: cluster.stores.dead_letter_count() >= len(rejected), timeout=120,
+        wait_until(lambda: cluster.stores.dead_letter_count() >= len(rejected) + len(miscalls), timeout=120,
                    what="every poison event dead-lettered")
         cluster.settle(expected)
         done = {name: bool(cluster.stores.redis.exists(f"aw:done:faults:{p['event_id']}"))
                 for name, p in handled.items()}
         assert worker.popen.poll() is None
     letters = cluster.stores.dead_letters(limit=100)
-    assert len(letters) == len(rejected), [letter.reason for letter in letters]
+    assert len(letters) == len(rejected) + len(miscalls), [letter.reason for letter in letters]
     assert all(letter.kind == "event" and letter.reason for letter in letters)
-    reasons = sorted(letter.reason.split(":")[0] for letter in letters)
+    reasons = Counter(letter.reason.split(":")[0] for letter in letters)
     print("\n" + "\n".join(f"  rejected: {letter.reason[:110]}" for letter in letters))
-    assert set(reasons) <= {"not valid JSON", "not a canonical ticket event"}
+    assert set(reasons) <= {"not valid JSON", "not a canonical ticket event", "wrong task arguments"}
+    assert reasons["wrong task arguments"] == len(miscalls)
     assert all(done.values()), done  # handled, not crashed: each marked done
     judged = {d.data["message_id"] for d in cluster.receiver.deliveries} - {m.id for m in _replies(good)}
-    c = counts(cluster, len(good) + len(rejected) + len(handled), expected | _ids(cluster, judged))
+    c = counts(cluster, len(good) + len(rejected) + len(miscalls) + len(handled), expected | _ids(cluster, judged))
     c.report(f"{len(rejected)} poison events rejected, {len(handled)} hostile ones handled")
     assert expected <= {d.id for d in cluster.receiver.deliveries}
     assert c.duplicates == 0 and c.per_message == 1

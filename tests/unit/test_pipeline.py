@@ -24,6 +24,7 @@ from worker.pipeline import (
     deliver,
     handle_event,
     history_events,
+    reject_call,
     submit_events,
     ticket_key,
 )
@@ -166,6 +167,23 @@ def test_malformed_events_go_to_dead_letters(policy: Policy, payload: Any, reaso
     assert letter is not None
     assert letter.kind == "event"
     assert letter.reason.startswith(reason)
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    ((), {"event": {"event_id": "x", "source": "zendesk"}}),  # a producer naming the argument its own way
+    ((), {}),
+    (("{}", 0, "extra"), {}),
+])
+def test_an_event_task_sent_the_wrong_arguments_is_dead_lettered_with_them(
+        policy: Policy, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    h = Harness(policy)
+    outcome = reject_call(args, kwargs, h.deps)
+    assert outcome.status == "rejected" and outcome.dead_letter is not None
+    letter = h.deps.stores.dead_letter(outcome.dead_letter)
+    assert letter is not None and letter.kind == "event"
+    assert letter.reason.startswith("wrong task arguments")
+    assert f"{len(args)} positional" in letter.reason
+    assert json.loads(letter.payload) == {"args": list(args), "kwargs": kwargs}
 
 
 def _job(policy: Policy, respond: Callable[[httpx.Request], httpx.Response] | None = None
