@@ -524,6 +524,20 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("blame", "Calling us every day won't make it any quicker.", True),
     ("blame", "Comparing us to other platforms won't make it faster.", True),
     ("blame", "Don't worry, a second email won't make it any slower: you keep your place in the queue.", False),
+    # Session 20, the dev halves of holdout69-74.
+    ("blame", "The network's message rate is explained in the small print of the advert.", True),
+    ("blame", "That fee is set out in the small print, but I agree the advert makes it look all-inclusive.", False),
+    ("blame", "We recommend double-checking your email address before completing an order.", True),
+    ("blame", "We recommend checking your open bets before then, as unmatched ones are cancelled at 2am.", False),
+    ("blame", "I would remind all members that the rules require a rigging check before every outing.", True),
+    ("blame", "We'd like to remind you that the office is closed on Monday for the bank holiday.", False),
+    ("blame", "You're looking at the Favourites tab. Please check before posting publicly.", True),
+    ("blame", "We'll check the photos with you before posting them on our page.", False),
+    ("blame", "Please bear in mind that our staff deserve to be spoken to politely.", True),
+    ("blame", "You deserve to be treated better than that, and I've raised it with the manager.", False),
+    ("blame", "Sorry, but that's not on us: the courier's tracking shows it delivered.", True),
+    ("blame", "It's not on us to decide, the council sets the fee, but I've asked them for you.", False),
+    ("blame", "I'm sorry you felt frightened. Our drivers must never use a phone while driving.", False),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
     # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine
