@@ -538,6 +538,22 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("blame", "Sorry, but that's not on us: the courier's tracking shows it delivered.", True),
     ("blame", "It's not on us to decide, the council sets the fee, but I've asked them for you.", False),
     ("blame", "I'm sorry you felt frightened. Our drivers must never use a phone while driving.", False),
+    # Session 20, the dev halves of holdout75-78.
+    ("blame", "If you look properly at your banking app you'll see one of those says pending.", True),
+    ("blame", "We didn't check properly before dispatch, and that's on us.", False),
+    ("blame", "Quick tip for next time: double-check the delivery address before you hit pay.", True),
+    ("blame", "We've added £5 credit for next time, and your refund is on its way.", False),
+    ("blame", "When you ordered, you ticked the box to accept our Terms.", True),
+    ("blame", "Once you tick the box to accept the terms, the Pay button unlocks.", False),
+    ("blame", "That batch has been fine for every other patient, so it's likely how they're worn.", True),
+    ("blame", "I don't think Jamie was rude; he was explaining why we need your signature.", True),
+    ("blame", "I don't think you were wrong to ask, and I've refunded the fee.", False),
+    ("blame", "I've reviewed the call and the adviser did not raise her voice at any point.", True),
+    ("blame", "We don't 'discriminate', we work within lenders' criteria.", True),
+    ("blame", "We don't charge for returns, so just drop it at any post office.", False),
+    ("blame", "There's nothing wrong with your cards, our payment page had a glitch this morning.", False),
+    ("blame", "There is nothing wrong with your meter. If you'd like it tested, there is a fee.", True),
+    ("blame", "Thank you, these are very clear. I've passed them to our claims team.", False),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
     # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine
