@@ -103,7 +103,7 @@ def test_too_short_to_tell_is_read_in_the_policy_language(text: str) -> None:
 
 
 def test_no_labelled_english_reply_or_customer_is_called_foreign() -> None:
-    """Every message of every labelled set (12,620 replies by 78 authors, many one-line social replies with
+    """Every message of every labelled set (13,260 replies by 82 authors, many one-line social replies with
     handles, initials and names, and the customers' messages before them) is English: a reply called
     foreign would go unjudged, a customer's message left out of the context."""
     policy = load_policy("liability-aware")
@@ -118,7 +118,7 @@ def test_no_labelled_english_reply_or_customer_is_called_foreign() -> None:
             for side, code in (("reply", lang), ("customer", customer_lang)):
                 if not policy.reads(code):
                     called[f"{item.id} {side}"] = code
-    assert replies >= 12620 and called == {}
+    assert replies >= 13260 and called == {}
 
 
 def test_a_language_code_that_is_not_one_fails_with_file_line_and_field(tmp_path: Path) -> None:

@@ -554,6 +554,24 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("blame", "There's nothing wrong with your cards, our payment page had a glitch this morning.", False),
     ("blame", "There is nothing wrong with your meter. If you'd like it tested, there is a fee.", True),
     ("blame", "Thank you, these are very clear. I've passed them to our claims team.", False),
+    # A review's sentences for session 20's rules: everyday ones they must not read, blame they must.
+    ("blame", "I can see you checked everything properly, so the mistake is ours.", False),
+    ("blame", "Could you check it's plugged in properly and try again?", False),
+    ("blame", "If you'd read the email properly you'd have seen the date.", True),
+    ("blame", "I've added a 10% code for next time: check your inbox for it.", False),
+    ("blame", "You clicked the button to confirm your email address, so your account is now active.", False),
+    ("blame", "You ticked the box to agree to marketing emails; you can untick it in Settings.", False),
+    ("blame", "You've ticked the box to accept the cancellation policy, so the deposit is kept.", True),
+    ("blame", "Service has been restored and online banking is working normally for all users.", False),
+    ("blame", "It's been working normally for everyone else in your area.", True),
+    ("blame", "I don't think your email was rude at all, it was a fair question.", False),
+    ("blame", "I don't think your card is at fault, our terminal declined it.", False),
+    ("blame", "I'm sorry he raised his voice; our drivers must never raise their voice at passengers.", False),
+    ("blame", "I've listened to the call, and she never raised her voice.", True),
+    ("blame", "We don't 'Price Match' on marketplace items, but here's a code instead.", False),
+    ("blame", "We're not 'hiding' anything, the fee is on the booking page.", True),
+    ("blame", "Thanks, the scans you sent are very clear, so I've approved the claim.", False),
+    ("blame", "There's nothing wrong with your meter, we tested it twice.", True),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
     # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine
