@@ -574,10 +574,10 @@ def test_apology_stance(policy: Policy, reply: str, said: str | None, stance: st
     ("blame", "There's nothing wrong with your meter, we tested it twice.", True),
 ])
 def test_reply_signals(policy: Policy, phrases_only: Policy, signal: str, reply: str, expected: bool) -> None:
-    # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads nine
-    # of these 55 hand-written sentences as blame: each was written beside a phrase, sharing its words. The
-    # model is measured on real replies instead (tests/unit/test_reply_model.py), and retraining it must not
-    # move these.
+    # Blame's near misses pin the phrases' edges. Its model (worker/engine/signals/reply_model.py) reads five
+    # of these 129 hand-written near misses as blame (session 20): each was written beside a phrase, sharing
+    # its words. The model is measured on real replies instead (tests/unit/test_reply_model.py), and
+    # retraining it must not move these.
     assert getattr(judge(phrases_only if signal == "blame" else policy, reply).signals, signal) is expected
 
 
